@@ -1,0 +1,66 @@
+"""The ``resnetlab`` command line.
+
+Each sub-command lives in a module of its own that defines ``register(subparsers)``; the list below
+is the one place that names them. A user error (``resnetlab.errors.UserError``, a bad option) is
+printed as one line with exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from resnetlab.errors import UserError
+
+# Sub-command modules, imported lazily so that `resnetlab --help` stays fast.
+COMMANDS = ["summary"]  # also registers `list`
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> ArgumentParser:
+    """The full parser with every sub-command registered."""
+    parser = ArgumentParser(
+        prog="resnetlab", description="Residual networks from the paper to production."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"resnetlab.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"resnetlab: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `resnetlab summary ... | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit flush quiet)
+        return 0
+    except KeyboardInterrupt:
+        print("resnetlab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from resnetlab import __version__
+
+    return f"resnetlab {__version__}"

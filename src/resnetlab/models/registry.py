@@ -1,0 +1,100 @@
+"""The one list of model names: the CLI, the tests and the experiments all read it."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from resnetlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes:
+        name: the registry name (``resnet20``).
+        builder: returns the ``nn.Module``; takes ``num_classes`` and keyword overrides.
+        family: ``"imagenet"``, ``"cifar"`` or ``"signs"``.
+        input_size: the (H, W) the model was designed for (224x224, 32x32, 64x64).
+        num_classes: the default number of classes.
+        description: one line for listings.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    input_size: tuple[int, int]
+    num_classes: int
+    description: str
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str, *, family: str, input_size: tuple[int, int], num_classes: int, description: str
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator that adds a builder under ``name``; a name registered twice raises."""
+
+    def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered")
+        _REGISTRY[name] = ModelSpec(name, builder, family, input_size, num_classes, description)
+        return builder
+
+    return add
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
+    names = sorted(_REGISTRY, key=_natural_key)
+    return [n for n in names if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; an unknown name raises with the closest matches."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown model {name!r}{hint} (`resnetlab list` or list_models() shows all "
+            f"{len(_REGISTRY)})"
+        )
+    return _REGISTRY[name]
+
+
+def create_model(name: str, num_classes: int | None = None, **overrides: object) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from ``list_models()``.
+        num_classes: size of the classifier; the model's default if ``None``.
+        **overrides: constructor arguments of ``ResNet`` (``shortcut="B"``, ``residual=False``,
+            ``preact=True``, ``zero_init_residual=True``, ``stride_at="paper"``, ``in_channels=1``,
+            or ``depth`` for the generic CIFAR builders).
+
+    Returns:
+        The model, in training mode, freshly initialised.
+    """
+    spec = get_spec(name)
+    classes = spec.num_classes if num_classes is None else num_classes
+    try:
+        return spec.builder(num_classes=classes, **overrides)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise ConfigError(
+            f"model {name!r} does not take {err.args[0].split('argument ')[-1]}"
+        ) from None
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort ``resnet20`` before ``resnet110``."""
+    head = name.rstrip("0123456789")
+    tail = name[len(head) :]
+    return (head, int(tail) if tail else -1, name)

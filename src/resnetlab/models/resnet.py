@@ -1,0 +1,252 @@
+"""The residual networks of He et al. 2015 and their plain twins: one class, variants as arguments.
+
+``ResNet`` builds both families of the paper: the ImageNet nets of Table 1 (7x7 stem, max-pool,
+four stages) and the CIFAR nets of §4.2 (3x3 stem, three stages of 2n layers). The builders at the
+end are one line per row of the paper's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from resnetlab.errors import ConfigError, check_choice
+from resnetlab.models.registry import register_model
+from resnetlab.nn import SHORTCUT_OPTIONS, BasicBlock, Bottleneck
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+STEMS = ("imagenet", "cifar")
+STRIDE_PLACEMENTS = ("paper", "v1.5")
+
+
+class ResNet(nn.Module):
+    """A residual (or plain) network.
+
+    Args:
+        block: ``"basic"`` (two 3x3 convs) or ``"bottleneck"`` (1x1-3x3-1x1, 4x channels).
+        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for ResNet-50, ``(3, 3, 3)`` for ResNet-20.
+        widths: base channels per stage (the bottleneck outputs 4x these).
+        stem: ``"imagenet"`` (7x7/2 conv 64 + 3x3/2 max-pool) or ``"cifar"`` (3x3 conv,
+            ``widths[0]`` filters).
+        num_classes: outputs of the final fully connected layer.
+        in_channels: channels of the input images.
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` (§3.3).
+        residual: ``False`` gives the plain twin: the same layers, no shortcuts.
+        preact: pre-activation blocks (He et al. 2016); adds a final BN + ReLU before pooling.
+        zero_init_residual: start each block's branch at zero so that blocks begin as identities.
+        stride_at: bottleneck stride on the first 1x1 (``"paper"``) or on the 3x3 (``"v1.5"``).
+    """
+
+    def __init__(
+        self,
+        block: str,
+        layers: Sequence[int],
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        shortcut: str = "B",
+        residual: bool = True,
+        preact: bool = False,
+        zero_init_residual: bool = False,
+        stride_at: str = "v1.5",
+    ) -> None:
+        super().__init__()
+        check_choice("block", block, tuple(BLOCKS))
+        check_choice("stem", stem, STEMS)
+        check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
+        check_choice("stride_at", stride_at, STRIDE_PLACEMENTS)
+        _check_positive_int("num_classes", num_classes)
+        _check_positive_int("in_channels", in_channels)
+        if len(layers) != len(widths) or any(n < 1 for n in layers):
+            raise ConfigError(
+                f"layers must give at least one block for each of the {len(widths)} stages; "
+                f"got {tuple(layers)}"
+            )
+        block_cls = BLOCKS[block]
+        self.in_channels, self.preact = in_channels, preact
+
+        stem_width = 64 if stem == "imagenet" else widths[0]
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, stem_width, 3, stride=1, padding=1, bias=False)
+        # A pre-activation net normalises inside its first block instead (He et al. 2016).
+        self.bn1 = nn.Identity() if preact else nn.BatchNorm2d(stem_width)
+        self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+
+        channels = stem_width
+        for i, (blocks, width) in enumerate(zip(layers, widths, strict=True)):
+            stage = []
+            for j in range(blocks):
+                stride = 2 if i > 0 and j == 0 else 1  # subsample at the start of stages 2.. (§3.3)
+                stage.append(
+                    block_cls(
+                        channels,
+                        width,
+                        stride,
+                        shortcut=shortcut,
+                        residual=residual,
+                        preact=preact,
+                        zero_init=zero_init_residual,
+                        stride_at=stride_at,
+                    )
+                )
+                channels = width * block_cls.expansion
+            self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+        self.num_stages = len(layers)
+
+        self.bn_final = nn.BatchNorm2d(channels) if preact else nn.Identity()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """He init for convs (§3.4, He et al. 2015b); BN starts at scale 1, shift 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:  # Goyal et al. 2017: each block starts as the identity
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    m.zero_init_branch()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything up to the global pool: (B, C_in, H, W) -> (B, C, H/s, W/s)."""
+        _check_input(x, self.in_channels)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(self.num_stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        if self.preact:
+            x = torch.relu(self.bn_final(x))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)  # (B, C, h, w)
+        x = torch.flatten(self.avgpool(x), 1)  # (B, C)
+        return self.fc(x)  # (B, num_classes)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _check_input(x: torch.Tensor, channels: int) -> None:
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ConfigError(
+            f"input x must have shape (batch, {channels}, height, width); got {tuple(x.shape)}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageNet family (Table 1). Defaults as torchvision: option B, stride on the 3x3 ("V1.5").
+# ----------------------------------------------------------------------------------------------
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def imagenet_resnet(depth: int, num_classes: int = 1000, **overrides: object) -> ResNet:
+    """An ImageNet-family net of Table 1 (depth 18, 34, 50, 101 or 152)."""
+    check_choice("depth", depth, tuple(IMAGENET_DEPTHS))
+    block, layers = IMAGENET_DEPTHS[depth]
+    kwargs = {"shortcut": "B", "stride_at": "v1.5", **overrides}
+    return ResNet(block, layers, stem="imagenet", num_classes=num_classes, **kwargs)
+
+
+def _register_imagenet(depth: int) -> None:
+    def resnet(num_classes: int = 1000, **overrides: object) -> ResNet:
+        return imagenet_resnet(depth, num_classes, **overrides)
+
+    def plain(num_classes: int = 1000, **overrides: object) -> ResNet:
+        return imagenet_resnet(depth, num_classes, **{**overrides, "residual": False})
+
+    block = IMAGENET_DEPTHS[depth][0]
+    for name, builder, kind in (
+        (f"resnet{depth}", resnet, "ResNet"),
+        (f"plain{depth}", plain, "plain net"),
+    ):
+        register_model(
+            name,
+            family="imagenet",
+            input_size=(224, 224),
+            num_classes=1000,
+            description=f"ImageNet {kind}-{depth} ({block} blocks, Table 1)",
+        )(builder)
+
+
+for _depth in IMAGENET_DEPTHS:
+    _register_imagenet(_depth)
+
+
+# ----------------------------------------------------------------------------------------------
+# CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A.
+# ----------------------------------------------------------------------------------------------
+CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+
+
+def cifar_resnet(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
+    """A CIFAR net of §4.2 for any depth 6n+2 (n basic blocks per stage, option A shortcuts)."""
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
+        raise ConfigError(
+            f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...); got {depth!r}"
+        )
+    n = (depth - 2) // 6
+    kwargs = {"shortcut": "A", **overrides}
+    return ResNet(
+        "basic", (n, n, n), widths=(16, 32, 64), stem="cifar", num_classes=num_classes, **kwargs
+    )
+
+
+def cifar_plain(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
+    """The plain twin of ``cifar_resnet``: same layers, no shortcuts (§4.2)."""
+    return cifar_resnet(depth, num_classes, **{**overrides, "residual": False})
+
+
+register_model(
+    "cifar_resnet",
+    family="cifar",
+    input_size=(32, 32),
+    num_classes=10,
+    description="CIFAR ResNet of any depth 6n+2 (depth=...)",
+)(cifar_resnet)
+register_model(
+    "cifar_plain",
+    family="cifar",
+    input_size=(32, 32),
+    num_classes=10,
+    description="CIFAR plain net of any depth 6n+2 (depth=...)",
+)(cifar_plain)
+
+
+def _register_cifar(depth: int, residual: bool) -> None:
+    name = f"{'resnet' if residual else 'plain'}{depth}"
+    builder = cifar_resnet if residual else cifar_plain
+
+    def build(num_classes: int = 10, **overrides: object) -> ResNet:
+        return builder(depth, num_classes, **overrides)
+
+    register_model(
+        name,
+        family="cifar",
+        input_size=(32, 32),
+        num_classes=10,
+        description=f"CIFAR {'ResNet' if residual else 'plain net'}-{depth} (§4.2, Table 6)",
+    )(build)
+
+
+for _depth in CIFAR_DEPTHS:
+    _register_cifar(_depth, residual=True)
+    if _depth != 1202:
+        _register_cifar(_depth, residual=False)
