@@ -1,0 +1,25 @@
+"""Datasets and input pipelines.
+
+Small datasets (digits, CIFAR, SIGNS, the JPEG copy of CIFAR-10) load as one uint8 tensor that
+``DeviceLoader`` keeps on the training device and augments a batch at a time; image folders load as
+a ``FolderDataset`` that ``FolderLoader`` decodes in DataLoader workers with the ImageNet recipe.
+"""
+
+from resnetlab.data.array import ArrayDataset
+from resnetlab.data.cli_args import add_data_arguments
+from resnetlab.data.info import DatasetInfo
+from resnetlab.data.loader import DeviceLoader, Loader, make_loader
+from resnetlab.data.registry import list_datasets, load_dataset
+from resnetlab.data.split import train_val_split
+
+__all__ = [
+    "ArrayDataset",
+    "DatasetInfo",
+    "DeviceLoader",
+    "Loader",
+    "add_data_arguments",
+    "list_datasets",
+    "load_dataset",
+    "make_loader",
+    "train_val_split",
+]
