@@ -167,6 +167,8 @@ def test_channels_last_and_bad_arguments():
         make_loader(ds, 8, train=True, rank=2, world_size=2)
     with pytest.raises(ConfigError, match="batch_size"):
         make_loader(ds, 0, train=True)
+    with pytest.raises(ConfigError, match="ArrayDataset or a FolderDataset"):
+        make_loader([1, 2], 8, train=True)
 
 
 def test_train_val_split_is_disjoint_seeded_and_sized():

@@ -7,19 +7,26 @@ a ``FolderDataset`` that ``FolderLoader`` decodes in DataLoader workers with the
 
 from resnetlab.data.array import ArrayDataset
 from resnetlab.data.cli_args import add_data_arguments
+from resnetlab.data.folder import FolderDataset
+from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.loader import DeviceLoader, Loader, make_loader
 from resnetlab.data.registry import list_datasets, load_dataset
 from resnetlab.data.split import train_val_split
+from resnetlab.data.transforms import ImageNetRecipe, ten_crop
 
 __all__ = [
     "ArrayDataset",
     "DatasetInfo",
     "DeviceLoader",
+    "FolderDataset",
+    "FolderLoader",
+    "ImageNetRecipe",
     "Loader",
     "add_data_arguments",
     "list_datasets",
     "load_dataset",
     "make_loader",
+    "ten_crop",
     "train_val_split",
 ]
