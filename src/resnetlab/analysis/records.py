@@ -1,0 +1,76 @@
+"""Reading the records a run writes (JSON, JSON lines) and writing result files atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from resnetlab.errors import DataError
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``; a missing or malformed file raises ``DataError`` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the file ({err})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON (line {err.lineno})") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file, one per non-empty line.
+
+    A last line cut short (a run killed while writing it) is skipped; a bad line anywhere else
+    raises ``DataError`` naming the file and the line.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the file ({err})") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise DataError(f"{path}: line {number} is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
+    return records
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it: readers see all or nothing.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """``value`` as indented JSON, written atomically."""
+    return write_atomic(path, json.dumps(value, indent=2) + "\n")

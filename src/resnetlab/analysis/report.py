@@ -1,0 +1,89 @@
+"""A self-contained HTML report: one file, figures embedded as data URIs, no server, no links out.
+
+The pieces are plain functions that return HTML fragments; an experiment strings them together
+(``section(...)``) and ``write_report`` wraps them into a page. Every text goes through
+``html.escape``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from resnetlab.analysis.records import write_atomic
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
+.verdict { font-weight: 600; }
+"""
+
+
+def esc(text: object) -> str:
+    """``text`` as HTML text."""
+    return html.escape(str(text))
+
+
+def paragraph(text: str) -> str:
+    """A paragraph of plain text."""
+    return f"<p>{esc(text)}</p>"
+
+
+def preformatted(text: str) -> str:
+    """Text kept as it is (a command line, a table in monospace)."""
+    return f"<pre>{esc(text)}</pre>"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """An HTML table; cells are shown as given (format numbers before)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(png: str | Path, caption: str) -> str:
+    """A PNG embedded as a base64 data URI, with its caption."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def section(heading: str, *parts: str) -> str:
+    """A titled section made of fragments."""
+    return f"<section><h2>{esc(heading)}</h2>{''.join(parts)}</section>"
+
+
+def environment_section(environment: Mapping[str, object], command: str) -> str:
+    """How the numbers were made: the exact command, the machine and the versions."""
+    rows = [(key, value) for key, value in environment.items()]
+    return section("How this was made", preformatted(command), table(("what", "value"), rows))
+
+
+def write_report(path: str | Path, title: str, parts: Sequence[str]) -> Path:
+    """Write the page atomically.
+
+    Args:
+        path: the ``.html`` file.
+        title: the page title and top heading.
+        parts: HTML fragments in order (sections, paragraphs, tables, figures).
+
+    Returns:
+        The path written.
+    """
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
+        f"<body><h1>{esc(title)}</h1>{''.join(parts)}</body></html>\n"
+    )
+    return write_atomic(path, page)
