@@ -320,7 +320,9 @@ def _safe_load(path: Path, map_location: str | torch.device) -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):  # a class or function: it could run code
+        # A class or function: it could run code. torch words it "Unsupported global" or, for
+        # modules it blocks outright (os, subprocess, ...), "unsupported GLOBAL".
+        if "unsupported global" in str(err).lower():
             raise CheckpointError(
                 f"{path}: refused: the file holds objects other than tensors and plain types"
             ) from None
