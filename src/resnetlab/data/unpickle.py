@@ -1,0 +1,71 @@
+"""Reading the CIFAR pickles without trusting them.
+
+A pickle can name any importable callable and call it, so a crafted batch file could run code the
+moment it is loaded. ``safe_load`` admits only what the official files contain besides dicts,
+lists, strings and numbers: numpy's array reconstruction and dtypes. Anything else is refused
+before it is imported.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from resnetlab.errors import DataError
+
+try:  # numpy >= 2 keeps it in numpy._core; older versions in numpy.core
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct
+
+# (module, name) -> object. Python 2 era files name numpy.core; numpy 2 writes numpy._core.
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals in ``ALLOWED``."""
+
+    def __init__(self, file, path: Path):
+        # latin1: the files were written by Python 2, whose str holds bytes (numpy's advice).
+        super().__init__(file, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return ALLOWED[(module, name)]
+        except KeyError:
+            raise DataError(
+                f"{self.path}: refused to unpickle {module}.{name} (only numpy arrays are "
+                "allowed; the file is not an official CIFAR batch)"
+            ) from None
+
+    def persistent_load(self, pid: object) -> object:
+        raise DataError(f"{self.path}: refused a persistent reference in the pickle")
+
+
+def safe_load(path: str | Path) -> object:
+    """Unpickle ``path`` with ``RestrictedUnpickler``.
+
+    Raises:
+        DataError: naming the file, when it is missing, truncated, corrupt or refers to
+            anything but numpy arrays.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f, path).load()
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError) as err:
+        raise DataError(
+            f"{path}: truncated or corrupt pickle ({type(err).__name__}: {err})"
+        ) from err
