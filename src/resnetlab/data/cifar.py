@@ -116,8 +116,13 @@ def load_cifar(
     return ArrayDataset(images, labels, info)
 
 
-def locate(spec: CifarSpec, root: Path, *, download: bool, verify: bool) -> Path:
-    """The batch folder under ``root``, extracting (first downloading) the archive if needed."""
+def locate(
+    spec: CifarSpec, root: Path, *, download: bool, verify: bool, url: str | None = None
+) -> Path:
+    """The batch folder under ``root``, extracting (first downloading) the archive if needed.
+
+    ``url`` replaces the official address (a mirror); the official md5 still applies.
+    """
     for candidate in (root, root / spec.folder):
         if (candidate / spec.meta).is_file():
             return candidate
@@ -128,7 +133,7 @@ def locate(spec: CifarSpec, root: Path, *, download: bool, verify: bool) -> Path
                 f"{root}: found neither {spec.folder}/ nor {spec.archive} "
                 "(pass --download to fetch it, or --data-dir to look elsewhere)"
             )
-        fetch(spec.url, archive, md5=spec.archive_md5 if verify else None)
+        fetch(url or spec.url, archive, md5=spec.archive_md5 if verify else None)
     elif verify:
         check_md5(archive, spec.archive_md5)
     safe_extract(archive, root)

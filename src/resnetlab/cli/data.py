@@ -1,0 +1,94 @@
+"""``resnetlab data``: list the datasets, describe one, download CIFAR."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from resnetlab.data import add_data_arguments, list_datasets, load_dataset
+from resnetlab.data.cifar import SPECS, locate
+from resnetlab.data.cli_args import data_kwargs
+from resnetlab.data.registry import get_entry, resolve_root
+from resnetlab.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="datasets: list, describe, download")
+    commands = p.add_subparsers(dest="data_command", metavar="ACTION")
+    commands.required = True
+
+    q = commands.add_parser("list", help="registered dataset names")
+    q.set_defaults(func=run_list)
+
+    q = commands.add_parser("info", help="classes, image size, sample counts, channel mean/std")
+    add_data_arguments(q)
+    q.add_argument("--image-size", type=int, metavar="N", help="digits side / folder crop")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=run_info)
+
+    q = commands.add_parser("download", help="fetch, verify and extract the official archive")
+    add_data_arguments(q, default="cifar10")
+    q.add_argument("--url", help="a mirror of the official archive (the official md5 applies)")
+    q.set_defaults(func=run_download)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    for name in list_datasets():
+        print(f"{name:14s} {get_entry(name).description}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    kwargs = data_kwargs(args)
+    splits = {
+        s: load_dataset(args.data, s, image_size=args.image_size, **kwargs)
+        for s in ("train", "test")
+    }
+    info = splits["train"].info
+    record = {
+        "name": info.name,
+        "root": str(resolve_root(args.data, args.data_dir) or "bundled with scikit-learn"),
+        "classes": list(info.classes),
+        "image_size": list(info.image_size),
+        "channels": info.channels,
+        "counts": {s: len(ds) for s, ds in splits.items()},
+        "per_class": {s: _per_class(ds) for s, ds in splits.items()},
+        "mean": list(info.mean),
+        "std": list(info.std),
+    }
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    shown = ", ".join(info.classes[:12]) + (", ..." if len(info.classes) > 12 else "")
+    print(f"dataset    {record['name']}: {record['root']}")
+    print(f"classes    {len(info.classes)}: {shown}")
+    print(f"images     {info.channels} x {info.image_size[0]} x {info.image_size[1]}")
+    for split, count in record["counts"].items():
+        per = record["per_class"][split]
+        print(f"{split:10s} {count} images, {min(per)}..{max(per)} per class")
+    print(f"mean       {_floats(info.mean)}  (train split, [0, 1] units)")
+    print(f"std        {_floats(info.std)}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    if args.data not in SPECS:
+        raise ConfigError(f"--data {args.data}: only {', '.join(SPECS)} can be downloaded")
+    root = resolve_root(args.data, args.data_dir)
+    folder = locate(SPECS[args.data], root, download=True, verify=args.verify, url=args.url)
+    print(f"{args.data}: ready in {folder}")
+    return 0
+
+
+def _per_class(ds) -> list[int]:
+    if hasattr(ds, "labels"):
+        labels = ds.labels
+    else:  # a FolderDataset: labels from its file list, nothing decoded
+        labels = torch.tensor([label for _, label in ds.samples])
+    return labels.bincount(minlength=len(ds.info.classes)).tolist()
+
+
+def _floats(values) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
