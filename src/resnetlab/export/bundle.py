@@ -81,18 +81,22 @@ def export_checkpoint(
     tmp = out.with_name(f".{out.name}.unchecked{out.suffix}")
     try:
         EXPORTERS[fmt](model, random_inputs(prep.channels, size, (2,))[0], tmp)
-        diff = check_export(tmp, model, random_inputs(prep.channels, size), fmt=fmt)
+        inputs = random_inputs(prep.channels, size)
+        diff = check_export(tmp, model, inputs, fmt=fmt)
+        scale = _largest_logit(model, inputs)
         if not diff < tolerance:  # also catches NaN
+            # The logits' scale tells a rounding difference (huge logits, e.g. an untrained
+            # deep net whose BN statistics are still the initial ones) from a wrong graph.
             raise ExportMismatch(
                 f"{out}: the {fmt} export differs from PyTorch by up to {diff:.3g} "
-                f"(tolerance {tolerance:g}); nothing was written"
+                f"(tolerance {tolerance:g}; logits up to {scale:.3g}); nothing was written"
             )
         os.replace(tmp, out)
     except OSError as err:
         raise ConfigError(f"--out {out}: cannot write ({err.strerror or err})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    record = _record(ckpt, resolved, out, fmt, prep, diff, tolerance)
+    record = _record(ckpt, resolved, out, fmt, prep, (diff, scale, tolerance))
     text = json.dumps(record, indent=1) + "\n"
     atomic_write(sidecar_path(out), lambda f: f.write(text.encode()))
     return out, record
@@ -111,10 +115,10 @@ def _record(
     out: Path,
     fmt: str,
     prep: Preprocess,
-    diff: float,
-    tolerance: float,
+    check: tuple[float, float, float],
 ) -> dict[str, Any]:
     data, m = ckpt["data"], ckpt["model"]
+    diff, scale, tolerance = check
     onnx = fmt == "onnx"
     return {
         "format": fmt,
@@ -139,6 +143,7 @@ def _record(
         "preprocess": prep.to_dict(),
         "check": {
             "max_abs_diff": diff,
+            "max_abs_logit": scale,
             "tolerance": tolerance,
             "batch_sizes": list(CHECK_BATCH_SIZES),
             "against": "eager PyTorch fp32 on the CPU, standard-normal inputs",
@@ -146,6 +151,11 @@ def _record(
         },
         "versions": _versions(fmt),
     }
+
+
+def _largest_logit(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
+    with torch.no_grad():
+        return max(model(x).abs().max().item() for x in inputs)
 
 
 def _versions(fmt: str) -> dict[str, str]:
