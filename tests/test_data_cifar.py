@@ -147,6 +147,8 @@ def test_missing_files_and_folders_are_named(tmp_path):
     (folder / "data_batch_4").unlink()
     with pytest.raises(DataError, match=r"data_batch_4: file not found"):
         load_dataset("cifar10", root=tmp_path, verify=False)
+    with pytest.raises(DataError, match=r"data_batch_4: file not found"):  # train gives the stats
+        load_dataset("cifar10", "test", root=tmp_path, verify=False)
 
 
 def test_archive_is_verified_and_extracted_on_first_use(tmp_path, monkeypatch):

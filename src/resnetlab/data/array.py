@@ -10,7 +10,7 @@ from resnetlab.data.info import DatasetInfo
 from resnetlab.errors import DataError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is not a bool
 class ArrayDataset:
     """Images and labels of a whole split in memory.
 

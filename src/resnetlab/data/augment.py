@@ -44,12 +44,12 @@ def crop_flip(
 ) -> torch.Tensor:
     """Zero-pad by ``pad``, crop at (dy, dx) back to the input size and mirror where ``flip``.
 
-    One gather does all three: the crop's rows and columns are index ranges into the padded
-    batch, and a flipped crop reads its columns backwards.
+    The padded batch is viewed (no copy) as every possible crop of every image, one gather picks
+    each image's own crop, and a select mirrors the flipped ones.
 
     Args:
         images: (B, C, H, W) any dtype.
-        dy, dx: (B,) offsets in [0, 2 * pad], on the images' device.
+        dy, dx: (B,) int64 offsets in [0, 2 * pad], on the images' device.
         flip: (B,) bool, on the images' device.
         pad: the padding on each side (4 in the paper).
 
@@ -58,13 +58,11 @@ def crop_flip(
     """
     b, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p), zeros
-    ar_h = torch.arange(h, device=images.device)
-    ar_w = torch.arange(w, device=images.device)
-    rows = dy[:, None] + ar_h  # (B, H)
-    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w, ar_w)  # (B, W)
-    flat = padded.reshape(b, c, -1)  # (B, C, (H+2p)(W+2p))
-    index = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).reshape(b, 1, h * w)
-    return flat.gather(2, index.expand(b, c, h * w)).reshape(b, c, h, w)
+    sb, sc, sh, sw = padded.stride()
+    n = 2 * pad + 1
+    windows = padded.as_strided((b, n, n, c, h, w), (sb, sh, sw, sc, sh, sw))  # (B, n, n, C, H, W)
+    crops = windows[torch.arange(b, device=images.device), dy, dx]  # (B, C, H, W)
+    return torch.where(flip[:, None, None, None], crops.flip(3), crops)
 
 
 class Normalize:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from resnetlab.errors import DataError
+
 
 def cache_dir() -> Path:
     """Where derived data (statistics, decoded images) is cached.
@@ -62,7 +64,10 @@ def fingerprint(paths: Iterable[str | Path]) -> str:
     """
     digest = hashlib.sha1(usedforsecurity=False)
     for p in paths:
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise DataError(f"{p}: file not found") from None
         digest.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 

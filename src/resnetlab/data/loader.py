@@ -90,23 +90,16 @@ class DeviceLoader:
             (images (B, C, H, W) float32 normalised, labels (B,) int64), both on the device.
         """
         indices = self._indices(epoch)
-        params = (
-            draw_crop_flip(len(self.labels), pad=self.pad, seed=self.seed, epoch=epoch)
-            if self.augment
-            else None
-        )
-        for part in self._slices(indices)[start:]:
-            idx_cpu = indices[part]
-            idx = idx_cpu.to(self.device)
+        slices = self._slices(indices)[start:]
+        indices = indices.to(self.device)  # one transfer per epoch, then slices of it
+        if self.augment:
+            p = draw_crop_flip(len(self.labels), pad=self.pad, seed=self.seed, epoch=epoch)
+            dy, dx, flip = (t.to(self.device) for t in (p.dy, p.dx, p.flip))
+        for part in slices:
+            idx = indices[part]  # (B,)
             images = self.images[idx]  # (B, C, H, W) uint8
-            if params is not None:
-                images = crop_flip(
-                    images,
-                    params.dy[idx_cpu].to(self.device),
-                    params.dx[idx_cpu].to(self.device),
-                    params.flip[idx_cpu].to(self.device),
-                    self.pad,
-                )
+            if self.augment:
+                images = crop_flip(images, dy[idx], dx[idx], flip[idx], self.pad)
             images = self.normalize(images)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
