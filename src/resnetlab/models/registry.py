@@ -86,7 +86,9 @@ def create_model(name: str, num_classes: int | None = None, **overrides: object)
     try:
         return spec.builder(num_classes=classes, **overrides)
     except TypeError as err:
-        if "unexpected keyword argument" not in str(err):
+        # "unexpected": the builder has no such argument; "multiple values": it fixes it itself
+        # (the CIFAR builders set widths and stem).
+        if not any(m in str(err) for m in ("unexpected keyword argument", "multiple values")):
             raise
         raise ConfigError(
             f"model {name!r} does not take {err.args[0].split('argument ')[-1]}"

@@ -20,7 +20,6 @@ import os
 import pickle
 import random
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +191,11 @@ def build_model(
     """``create_model`` for data with ``in_channels`` channels; a clear error where it cannot be.
 
     Raises:
-        ConfigError: the model cannot take such images (e.g. the SIGNS net wants 3 channels).
+        ConfigError: the model cannot take such images (e.g. the SIGNS net wants 3 channels),
+            or the overrides try to set ``num_classes`` (the data decides it).
     """
+    if "num_classes" in overrides:
+        raise ConfigError("model.overrides cannot set num_classes: the dataset decides it")
     kwargs = dict(overrides)
     if in_channels != 3:  # every builder defaults to RGB; the SIGNS net takes nothing else
         kwargs["in_channels"] = in_channels
@@ -232,6 +234,11 @@ def model_from_checkpoint(
     """
     ckpt = load_checkpoint(path, map_location=map_location)
     m = ckpt["model"]
+    # Fit the weights to a model on the meta device first: it allocates nothing, so a damaged
+    # checkpoint that declares billions of classes fails here instead of exhausting memory.
+    with torch.device("meta"):
+        skeleton = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
+    _check_fit(skeleton, ckpt["state"]["model"], str(path))
     model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
     _load_state(model, ckpt["state"]["model"], str(path))
     return model.to(map_location).eval(), ckpt
@@ -316,7 +323,7 @@ def _check_suffix(path: Path) -> None:
 
 def _safe_load(path: Path, map_location: str | torch.device) -> Any:
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except pickle.UnpicklingError as err:
@@ -327,12 +334,51 @@ def _safe_load(path: Path, map_location: str | torch.device) -> Any:
                 f"{path}: refused: the file holds objects other than tensors and plain types"
             ) from None
         raise CheckpointError(f"{path}: corrupt or not a torch file") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
+    except Exception:
+        # torch's reader of untrusted bytes raises whatever its parser trips on (IndexError,
+        # KeyError, struct.error, ...): every one of them means a corrupt file.
         raise CheckpointError(f"{path}: corrupt or not a torch file") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        _check_layout(obj, path)
+    return obj
+
+
+def _check_layout(ckpt: dict[str, Any], path: Path) -> None:
+    """Raise ``CheckpointError`` unless the fields that rebuild the model have the right types.
+
+    A file that unpickles safely can still be damaged or hand-edited; this keeps its mistakes
+    from surfacing as a KeyError or TypeError deep inside model building.
+    """
+    m, state = ckpt.get("model"), ckpt.get("state")
+    weights = state.get("model") if isinstance(state, dict) else None
+    ok = (
+        isinstance(m, dict)
+        and isinstance(m.get("name"), str)
+        and isinstance(m.get("overrides"), dict)
+        and all(isinstance(k, str) for k in m["overrides"])
+        and all(type(m.get(k)) is int for k in ("num_classes", "in_channels"))
+        and isinstance(weights, dict)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())
+    )
+    if not ok:
+        raise CheckpointError(
+            f"{path}: damaged checkpoint: its model or state fields are malformed"
+        )
+    depth = m["overrides"].get("depth")
+    if type(depth) is int and depth > len(weights):  # every layer holds a weight tensor
+        raise CheckpointError(
+            f"{path}: damaged checkpoint: depth {depth} but only {len(weights)} weight tensors"
+        )
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` with one-line errors naming what does not fit."""
+    _check_fit(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` naming the keys of ``state`` that do not fit ``model``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -344,4 +390,3 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -
                 more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
                 parts.append(f"{label}: {', '.join(keys[:3])}{more}")
         raise CheckpointError(f"{source}: weights do not fit the model ({'; '.join(parts)})")
-    model.load_state_dict(state, strict=True)
