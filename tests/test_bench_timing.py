@@ -1,0 +1,61 @@
+"""Timing helpers: order statistics, windows, memory readings, the machine description."""
+
+import numpy as np
+import pytest
+import torch
+
+from resnetlab.bench.timing import (
+    Stats,
+    current_rss_mib,
+    describe_machine,
+    machine_info,
+    matmul_flops,
+    peak_rss_mib,
+    percentile,
+    time_calls,
+    time_windows,
+)
+
+
+@pytest.mark.parametrize("q", [0, 10, 50, 90, 100])
+def test_percentile_equals_numpys_linear_method(q):
+    samples = [5.0, 1.0, 4.0, 2.5, 9.0, 7.0, 3.0]
+    assert percentile(samples, q) == pytest.approx(np.percentile(samples, q))
+
+
+def test_stats_of_samples():
+    s = Stats.of([3.0, 1.0, 2.0, 10.0])
+    assert (s.median, s.min, s.max, s.n) == (2.5, 1.0, 10.0, 4)
+    assert s.p10 == pytest.approx(np.percentile([1, 2, 3, 10], 10))
+    assert s.to_dict()["p90"] == pytest.approx(np.percentile([1, 2, 3, 10], 90))
+    with pytest.raises(ValueError, match="no samples"):
+        Stats.of([])
+
+
+def test_time_windows_calls_warmup_plus_windows_times_iters():
+    calls = []
+    per_call = time_windows(lambda: calls.append(1), warmup=2, windows=3, iters=4)
+    assert len(calls) == 2 + 3 * 4
+    assert len(per_call) == 3 and all(t >= 0 for t in per_call)
+    assert len(time_calls(lambda: None, warmup=0, iters=5)) == 5
+
+
+def test_memory_readings_are_positive_and_peak_bounds_current():
+    now, peak = current_rss_mib(), peak_rss_mib()
+    assert 10 < now <= peak + 1  # statm and ru_maxrss count pages a little differently
+    big = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    assert peak_rss_mib() >= current_rss_mib() - 1 >= now + 50
+    del big
+
+
+def test_matmul_flops_is_a_plausible_rate():
+    rate = matmul_flops(torch.float32, n=256, repeats=2)
+    assert 1e8 < rate < 1e14
+
+
+def test_machine_info_names_the_versions():
+    info = machine_info()
+    assert info["torch"] == torch.__version__
+    assert info["logical_cpus"] >= 1 and info["torch_threads"] >= 1
+    line = describe_machine(info)
+    assert info["cpu"] in line and f"torch {torch.__version__}" in line
