@@ -1,12 +1,13 @@
 """Shared tools of the reliability, fuzz and security tests (``test_reliability_*``,
 ``test_fuzz_*``, ``test_security_*``, ``test_cli_errors``).
 
-- ``FUZZ``: one hypothesis profile for every reader: derandomized (CI sees the same cases on every
-  run), no example database, no deadline (the hang guard below is a hard one instead).
+- ``FUZZ`` / ``fuzz(n)``: one hypothesis profile for every reader: derandomized (CI sees the same
+  cases on every run), no example database, no deadline (the hang guard below is a hard one).
 - ``mutations(valid)``: bytes made from a valid file by bit flips, truncation, inserted,
   overwritten, deleted or duplicated ranges, or random bytes of the same length scale.
 - ``hang_guard(seconds)``: raise ``Hang`` when the body runs longer (SIGALRM; main thread only).
-- ``max_rss_growth()``: the growth of the process's peak memory over a block, in MiB.
+- ``read_cleanly(read, *args)``: a reader's result or a ``UserError``; anything else fails.
+- ``peak_rss_mb()`` / ``current_rss_mb()``: this process's peak and current memory, in MiB.
 - ``run_cli(...)``: ``python -m resnetlab ...`` in a subprocess with a hard timeout.
 """
 
@@ -18,7 +19,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -43,6 +44,11 @@ FUZZ = settings(
 )
 
 
+def fuzz(max_examples: int) -> settings:
+    """The ``FUZZ`` profile with another number of cases."""
+    return settings(FUZZ, max_examples=max_examples)
+
+
 class Hang(AssertionError):
     """A reader ran past ``CASE_SECONDS`` on one input."""
 
@@ -63,6 +69,16 @@ def hang_guard(seconds: float = CASE_SECONDS) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def read_cleanly(read: Callable[..., object], *args: object) -> object:
+    """``read(*args)``: its result, or ``None`` after a ``UserError``; anything else, or a run
+    past ``CASE_SECONDS``, propagates and fails the calling test."""
+    from resnetlab.errors import UserError
+
+    with hang_guard(), contextlib.suppress(UserError):
+        return read(*args)
+    return None
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -74,33 +90,60 @@ def current_rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class Mutated(bytes):
+    """Bytes that print as a short description (hypothesis prints failing cases)."""
+
+    edit: str = ""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes, {self.edit}>"
+
+
+def _described(data: bytes, edit: str) -> Mutated:
+    out = Mutated(data)
+    out.edit = edit
+    return out
+
+
 @st.composite
-def mutations(draw, valid: bytes) -> bytes:
-    """One mutated copy of ``valid`` (never ``valid`` itself unless the edit is a no-op)."""
+def mutations(draw, valid: bytes, focus: Sequence[tuple[int, int]] = ()) -> bytes:
+    """One mutated copy of ``valid`` (never ``valid`` itself unless the edit is a no-op).
+
+    Args:
+        valid: a well-formed file.
+        focus: (start, end) byte ranges that hold the file's structure (headers, an index);
+            most edits land in one of them, the rest anywhere, so that a large file's bulk
+            data does not soak up the cases.
+    """
     n = len(valid)
+    lo, hi = draw(st.sampled_from([(0, n), *focus, *focus, *focus]))
+    lo, hi = max(0, min(lo, n - 1)), max(1, min(hi, n))
+
+    def at() -> int:
+        return draw(st.integers(lo, max(lo, hi - 1)))
+
     kind = draw(st.sampled_from(["flip", "truncate", "insert", "overwrite", "delete", "dup"]))
     data = bytearray(valid)
     if kind == "flip":
-        for _ in range(draw(st.integers(1, 16))):
-            i = draw(st.integers(0, n - 1))
-            data[i] ^= 1 << draw(st.integers(0, 7))
-    elif kind == "truncate":
-        del data[draw(st.integers(0, n - 1)) :]
-    elif kind == "insert":
-        i = draw(st.integers(0, n))
-        data[i:i] = draw(st.binary(min_size=1, max_size=64))
-    elif kind == "overwrite":
-        i = draw(st.integers(0, n - 1))
+        flips = [(at(), draw(st.integers(0, 7))) for _ in range(draw(st.integers(1, 16)))]
+        for i, bit in flips:
+            data[i] ^= 1 << bit
+        return _described(data, f"bits flipped (offset, bit): {flips}")
+    i = at()
+    if kind == "truncate":
+        del data[i:]
+        return _described(data, f"truncated at {i}")
+    if kind in ("insert", "overwrite"):
         chunk = draw(st.binary(min_size=1, max_size=64))
-        data[i : i + len(chunk)] = chunk
-    elif kind == "delete":
-        i = draw(st.integers(0, n - 1))
-        del data[i : i + draw(st.integers(1, 256))]
-    else:
-        i = draw(st.integers(0, n - 1))
-        j = draw(st.integers(i, min(n, i + 256)))
-        data[j:j] = data[i:j]
-    return bytes(data)
+        data[i : i if kind == "insert" else i + len(chunk)] = chunk
+        return _described(data, f"{kind} {chunk!r} at {i}")
+    if kind == "delete":
+        j = i + draw(st.integers(1, 256))
+        del data[i:j]
+        return _described(data, f"deleted [{i}:{j}]")
+    j = draw(st.integers(i, min(n, i + 256)))
+    data[j:j] = data[i:j]
+    return _described(data, f"duplicated [{i}:{j}]")
 
 
 def random_bytes(max_size: int = 4096) -> st.SearchStrategy[bytes]:
