@@ -25,6 +25,9 @@ SCHEDULES = ("step", "cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 LENGTH_KEYS = ("epochs", "iterations")
+# A config holds about 60 values; a document that expands to more is an alias bomb
+# ("billion laughs": a few lines of nested YAML aliases that copy out to billions of items).
+MAX_YAML_VALUES = 100_000
 
 
 @dataclass
@@ -170,7 +173,7 @@ def parse_set(item: str) -> dict[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.05); got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = _load_yaml(text, f"--set {key.strip()}") if text.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: cannot read {text!r} as a value") from None
     return _nest({key.strip(): value})
@@ -267,7 +270,7 @@ def _defaults() -> dict[str, Any]:
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = _load_yaml(Path(path).read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -280,6 +283,25 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of keys; got {data!r:.60}")
+    return data
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load``, refusing documents nested too deeply or expanding to too many values."""
+    try:
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    stack, count = [data], 0
+    while stack:  # iterative: a self-referencing alias must not recurse either
+        node = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise ConfigError(f"{source}: more than {MAX_YAML_VALUES} values (YAML aliases?)")
+        if isinstance(node, dict):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            stack += node
     return data
 
 
@@ -301,8 +323,9 @@ def _merge(base: dict[str, Any], layer: dict[str, Any], source: str, prefix: str
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
     if not prefix and any(k in layer for k in LENGTH_KEYS):
         # epochs and iterations are two ways of giving one length: the later layer wins whole.
+        # Both are cleared here; the loop below sets (and type-checks) the one given.
         for k in LENGTH_KEYS:
-            base[k] = layer.get(k)
+            base[k] = None
     for key, value in layer.items():
         name = f"{prefix}{key}"
         if key not in base:
