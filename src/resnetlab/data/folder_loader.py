@@ -110,10 +110,10 @@ class FolderLoader:
             warn_skipped(problems)
             if not len(labels):
                 continue
-            images = self.normalize_batch(images.to(self.device, non_blocking=True))
+            images = self._normalize_batch(images.to(self.device, non_blocking=True))
             yield images, labels.to(self.device, non_blocking=True)
 
-    def normalize_batch(self, images: torch.Tensor) -> torch.Tensor:
+    def _normalize_batch(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) or (B, 10, C, H, W) uint8 -> float32 normalised, on the device."""
         if images.dim() == 5:
             b, k = images.shape[:2]
