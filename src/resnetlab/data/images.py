@@ -19,6 +19,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Refuse an image whose header declares more pixels than this before decoding it, so that a
 # small crafted file cannot make a worker allocate gigabytes ("decompression bomb").
 MAX_PIXELS = 1 << 26
+# Refuse images longer than this many times their width (or the reverse): resizing the shorter
+# side of a 1x65000 strip (a 340-byte PNG) to 256 would allocate 4 G pixels.
+MAX_ASPECT = 100
 WARN_LIMIT = 10  # bad files named one by one in warnings; the rest are counted
 
 
@@ -77,6 +80,10 @@ def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if w * h > max_pixels:
                 raise DataError(
                     f"{path}: image of {w}x{h} pixels exceeds the limit of {max_pixels}"
+                )
+            if max(w, h) > MAX_ASPECT * min(w, h):
+                raise DataError(
+                    f"{path}: image of {w}x{h} pixels has an aspect ratio beyond {MAX_ASPECT}:1"
                 )
             img.load()
             return img.convert("RGB")
