@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reliability_support import one_error_line, require_command, run_cli
+from reliability_support import one_error_line, require_command, run_cli, tiny_checkpoint
 from resnetlab.errors import CheckpointError
 from resnetlab.train.checkpoint import (
     FORMAT,
@@ -66,35 +66,11 @@ def _tiny():
     return build_model("cifar_resnet", 10, 1, {"depth": 8})
 
 
-def _valid_checkpoint() -> dict:
-    return {
-        "format": FORMAT,
-        "version": "test",
-        "model": {
-            "name": "cifar_resnet",
-            "overrides": {"depth": 8},
-            "num_classes": 10,
-            "in_channels": 1,
-        },
-        "data": {
-            "name": "digits",
-            "classes": [str(d) for d in range(10)],
-            "image_size": [8, 8],
-            "channels": 1,
-            "mean": [0.5],
-            "std": [0.25],
-        },
-        "config": {},
-        "state": {"model": _tiny().state_dict()},
-        "progress": {"iteration": 1},
-    }
-
-
 def _write(path: Path, container: str, payload: _Call) -> Path:
     if container == "pickle":
         path.write_bytes(pickle.dumps(payload))
     elif container == "nested":
-        ckpt = _valid_checkpoint()
+        ckpt = tiny_checkpoint()
         ckpt["config"] = {"note": payload}
         torch.save(ckpt, path)
     else:
