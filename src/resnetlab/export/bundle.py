@@ -98,7 +98,10 @@ def export_checkpoint(
         tmp.unlink(missing_ok=True)
     record = _record(ckpt, resolved, out, fmt, prep, (diff, scale, tolerance))
     text = json.dumps(record, indent=1) + "\n"
-    atomic_write(sidecar_path(out), lambda f: f.write(text.encode()))
+    try:
+        atomic_write(sidecar_path(out), lambda f: f.write(text.encode()))
+    except OSError as err:
+        raise ConfigError(f"{sidecar_path(out)}: cannot write ({err.strerror or err})") from None
     return out, record
 
 
@@ -107,6 +110,10 @@ def _check_output(out: Path, fmt: str) -> None:
         raise ConfigError(f"--out {out}: is a folder; give a file name")
     if (out.suffix == ".onnx") != (fmt == "onnx"):
         raise ConfigError(f"--out {out}: ONNX files, and only they, end in .onnx")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write ({err.strerror or err})") from None
 
 
 def _record(
