@@ -292,6 +292,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     _check_suffix(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weight file not found")
+    source = str(path)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -303,11 +304,12 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     else:
         state = _safe_load(path, "cpu")
         if isinstance(state, dict) and state.get("format") == FORMAT:
+            source = f"{path} (a checkpoint of model {state['model']['name']!r})"
             state = state["state"]["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    _load_state(unwrap(model), state, str(path))
+    _load_state(unwrap(model), state, source)
     return model
 
 

@@ -35,6 +35,9 @@ class ModelConfig:
     name: str = "resnet20"  # a registry name (`resnetlab list`)
     # ResNet constructor arguments passed to create_model, e.g. {"shortcut": "B", "depth": 8}
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Start from these weights (.pt/.pth/.safetensors state dict, torchvision's included, or a
+    # resnetlab checkpoint) instead of a random init; None = He init (§3.4).
+    weights: str | None = None
 
 
 @dataclass

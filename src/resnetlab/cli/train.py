@@ -1,0 +1,121 @@
+"""``resnetlab train``: train a model on a dataset; ``--resume RUN_DIR`` continues a stopped run.
+
+Under ``torchrun --nproc-per-node N -m resnetlab train ...`` every process runs this command and
+``resnetlab.train`` makes them one data-parallel run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from resnetlab.data import add_data_arguments
+from resnetlab.errors import CheckpointError, ConfigError
+from resnetlab.train.config import PRECISIONS, config_from_dict, load_config
+from resnetlab.train.presets import PRESETS
+
+# Flags and the config keys they set (explicit flags beat the preset, the file and --set).
+FLAGS = {
+    "model": "model.name",
+    "data": "data.name",
+    "data_dir": "data.root",
+    "download": "data.download",
+    "verify": "data.verify",
+    "strict": "data.strict",
+    "image_size": "data.image_size",
+    "weights": "model.weights",
+    "epochs": "epochs",
+    "iterations": "iterations",
+    "batch_size": "batch_size",
+    "lr": "optim.lr",
+    "device": "device",
+    "precision": "precision",
+    "seed": "seed",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (or continue a run with --resume RUN_DIR)",
+        description="Train a model. Settings, lowest precedence first: the preset, --config "
+        "YAML, --set KEY=VALUE, the flags below. The run folder gets config.yaml, "
+        "metrics.jsonl/.csv, checkpoints/ and summary.json.",
+    )
+    p.add_argument("--model", metavar="NAME", help="a registered model (default: resnet20)")
+    add_data_arguments(p)
+    # None = not given, so that the preset, the file and --set decide.
+    p.set_defaults(data=None, download=None, verify=None, strict=None)
+    p.add_argument("--image-size", type=int, metavar="N", help="image side (digits, folder)")
+    p.add_argument("--weights", metavar="PATH", help="start from these weights (.pt/.safetensors)")
+    p.add_argument("--config", metavar="YAML", help="a config file (see README 'Training')")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, e.g. --set optim.nesterov=true (repeatable)",
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, metavar="N", help="train for N epochs")
+    length.add_argument("--iterations", type=int, metavar="N", help="train for N steps")
+    p.add_argument("--batch-size", type=int, metavar="N", help="global batch size")
+    p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
+    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--precision", choices=PRECISIONS, help="numeric precision")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/MODEL-DATA-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from resnetlab.train import distributed
+    from resnetlab.train.loop import fit
+
+    world = distributed.world_from_env()
+    if args.resume is not None:
+        out = Path(args.resume)
+        summary = fit(_resume_config(args, out), out, resume=True)
+    else:
+        flags = {FLAGS[k]: v for k, v in vars(args).items() if k in FLAGS and v is not None}
+        cfg = load_config(args.config, args.preset, args.set, flags)
+        if args.out is None and world.distributed:
+            raise ConfigError("a distributed run needs --out DIR (the same for every process)")
+        out = Path(
+            args.out or f"runs/{cfg.model.name}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        summary = fit(cfg, out)
+    if world.main:
+        final, best = summary["final"], summary["best"]
+        train = f", train error {100 * final['train_error']:.2f}%" if "train_error" in final else ""
+        print(
+            f"done: {summary['iterations']} iterations in {summary['wall_s']:.0f} s; "
+            f"test error {100 * final['test_error']:.2f}%{train}; best {best['metric']} "
+            f"{100 * best['value']:.2f}% at iteration {best['iteration']}; {out / 'summary.json'}"
+        )
+    return 0
+
+
+def _resume_config(args: argparse.Namespace, out: Path):
+    """The config of the run in ``out``: its last checkpoint's, else its config.yaml."""
+    given = [
+        f"--{k.replace('_', '-')}"
+        for k, v in vars(args).items()
+        if (k in FLAGS or k in ("config", "preset", "out")) and v is not None
+    ]
+    given += ["--set"] if args.set else []
+    if given:
+        raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+    if not out.is_dir():
+        raise CheckpointError(f"{out}: no such run folder")
+    from resnetlab.train.checkpoint import load_checkpoint
+
+    last = out / "checkpoints" / "last.pt"
+    if last.exists():
+        return config_from_dict(load_checkpoint(last)["config"], str(last))
+    if (out / "config.yaml").exists():  # stopped before its first checkpoint: start over
+        return load_config(out / "config.yaml")
+    raise CheckpointError(f"{out}: not a run folder (no checkpoints/last.pt, no config.yaml)")

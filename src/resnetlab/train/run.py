@@ -1,0 +1,289 @@
+"""Everything one training run holds, built from a ``RunConfig``, saved to and restored from
+checkpoints. ``loop.py`` drives it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from resnetlab.data import DatasetInfo, load_dataset, make_loader, train_val_split
+from resnetlab.errors import ConfigError
+from resnetlab.train import distributed
+from resnetlab.train.checkpoint import (
+    FORMAT,
+    build_model,
+    check_input_size,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    set_rng_state,
+    unwrap,
+    write_checkpoint,
+)
+from resnetlab.train.config import RunConfig, config_to_yaml
+from resnetlab.train.distributed import World
+from resnetlab.train.metrics import IntervalMeter, RunLog, truncate_records, write_text_atomic
+from resnetlab.train.precision import (
+    make_scaler,
+    resolve_device,
+    resolve_precision,
+    set_deterministic,
+)
+from resnetlab.train.schedule import LRSchedule
+
+VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
+RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
+
+
+@dataclass
+class Run:
+    """A training run in progress: its parts, and where it stands.
+
+    ``iteration`` counts optimizer steps done; ``epoch`` and ``batch`` say which batch comes next
+    (``batch == len(train_loader)`` means the epoch is finished).
+    """
+
+    cfg: RunConfig
+    out: Path
+    world: World
+    device: torch.device
+    precision: str
+    info: DatasetInfo
+    model: nn.Module  # as trained: possibly in DDP and compiled; `unwrap` gives the plain model
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
+    train_loader: Any
+    eval_loaders: dict[str, Any]  # {"val": ..., "test": ...}, un-augmented, every sample once
+    train_eval_loader: Any  # the train split, un-augmented, for the final train error
+    total: int  # iterations in the whole run
+    log: RunLog = field(repr=False, default=None)
+    meter: IntervalMeter = field(default_factory=IntervalMeter)
+    iteration: int = 0
+    epoch: int = 0
+    batch: int = 0
+    best: dict[str, Any] | None = None
+    last_eval: dict[str, Any] | None = None
+    wall_before: float = 0.0  # wall time of earlier sessions of this run (before a resume)
+    train_s: float = 0.0  # time spent in training steps, all sessions
+    images: int = 0  # images trained on, all sessions (for img/s)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def wall_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+
+def build_run(cfg: RunConfig, out: Path, world: World, resume: bool) -> Run:
+    """Set up data, model, optimizer and schedule; continue from ``out``'s last checkpoint."""
+    device = resolve_device(cfg.device, world.local_rank)
+    distributed.init(world, device)
+    if cfg.deterministic:
+        set_deterministic(True)
+    _seed_everything(cfg.seed)
+    if cfg.batch_size % world.world_size:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} (the global batch) must divide evenly among "
+            f"{world.world_size} processes"
+        )
+    train_ds, eval_sets = _datasets(cfg)
+    info = train_ds.info
+    check_input_size(cfg.model.name, info.image_size)
+    loader = _loaders(cfg, train_ds, eval_sets, device, world)
+    model = build_model(cfg.model.name, len(info.classes), info.channels, cfg.model.overrides)
+    if cfg.model.weights is not None:  # a resumed run overwrites them with its checkpoint's
+        load_weights(model, cfg.model.weights)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = distributed.wrap(model, world, device, cfg.sync_bn)
+    if cfg.compile:
+        model = torch.compile(model)
+    o = cfg.optim
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=o.lr,
+        momentum=o.momentum,
+        weight_decay=o.weight_decay,
+        nesterov=o.nesterov,
+    )
+    total = cfg.iterations or cfg.epochs * len(loader["train"])
+    precision = resolve_precision(cfg.precision, device)
+    run = Run(
+        cfg,
+        out,
+        world,
+        device,
+        precision,
+        info,
+        model,
+        optimizer,
+        LRSchedule(cfg.schedule, o.lr, total),
+        make_scaler(precision, device),
+        loader["train"],
+        loader["eval"],
+        loader["train_eval"],
+        total,
+    )
+    _prepare_folder(run, resume)
+    run.log = RunLog(out, total, run.iteration, world.main, cfg.tensorboard)
+    return run
+
+
+def checkpoint_state(run: Run) -> dict[str, Any]:
+    """The checkpoint dict of the run as it stands (see ``resnetlab.train.checkpoint``)."""
+    from resnetlab import __version__
+
+    info = run.info
+    return {
+        "format": FORMAT,
+        "version": __version__,
+        "model": {
+            "name": run.cfg.model.name,
+            "overrides": dict(run.cfg.model.overrides),
+            "num_classes": len(info.classes),
+            "in_channels": info.channels,
+        },
+        "data": {
+            "name": info.name,
+            "classes": list(info.classes),
+            "image_size": list(info.image_size),
+            "channels": info.channels,
+            "mean": list(info.mean),
+            "std": list(info.std),
+        },
+        "config": dataclasses.asdict(run.cfg),
+        "state": {
+            "model": unwrap(run.model).state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "schedule": run.schedule.state_dict(),
+            "scaler": run.scaler.state_dict(),
+        },
+        "progress": {
+            "iteration": run.iteration,
+            "epoch": run.epoch,
+            "batch": run.batch,
+            "wall_s": run.wall_s,
+            "train_s": run.train_s,
+            "images": run.images,
+            "meter": run.meter.state_dict(),
+        },
+        "rng": rng_state(),
+        "best": run.best,
+    }
+
+
+def save(run: Run, *, last: bool, best: bool) -> None:
+    """Write a checkpoint on rank 0; every rank waits for it."""
+    distributed.broadcast_buffers(unwrap(run.model), run.world)
+    if run.world.main:
+        write_checkpoint(
+            run.checkpoints,
+            checkpoint_state(run),
+            last=last,
+            best=best,
+            keep_last=run.cfg.keep_last,
+        )
+    distributed.barrier(run.world)
+
+
+def write_summary(run: Run, summary: dict[str, Any]) -> None:
+    if run.world.main:
+        write_text_atomic(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _prepare_folder(run: Run, resume: bool) -> None:
+    """Start a fresh run folder, or continue from its last checkpoint."""
+    last = run.checkpoints / "last.pt"
+    if not resume and (last.exists() or (run.out / "metrics.jsonl").exists()):
+        raise ConfigError(
+            f"{run.out} already holds a run: continue it with --resume {run.out}, "
+            f"or give another --out"
+        )
+    if resume and last.exists():
+        _restore(run, load_checkpoint(last, model=run.cfg.model.name, map_location=run.device))
+    if run.world.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.out / "config.yaml", config_to_yaml(run.cfg))
+        for name in RUN_FILES:  # records of steps after the checkpoint are redone
+            if run.iteration == 0:
+                (run.out / name).unlink(missing_ok=True)
+            elif name.endswith(".jsonl"):
+                truncate_records(run.out / name, run.iteration)
+        if run.iteration == 0 and run.checkpoints.exists():
+            shutil.rmtree(run.checkpoints)
+    distributed.barrier(run.world)
+
+
+def _restore(run: Run, ckpt: dict[str, Any]) -> None:
+    state, progress = ckpt["state"], ckpt["progress"]
+    unwrap(run.model).load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["schedule"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.iteration, run.epoch, run.batch = (progress[k] for k in ("iteration", "epoch", "batch"))
+    run.wall_before, run.train_s = progress["wall_s"], progress["train_s"]
+    run.images, run.best = progress["images"], ckpt["best"]
+    run.meter.load_state_dict(progress["meter"])
+    set_rng_state(ckpt["rng"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _datasets(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
+    d = cfg.data
+    kwargs = {
+        "root": d.root,
+        "download": d.download,
+        "verify": d.verify,
+        "strict": d.strict,
+        "image_size": d.image_size,
+    }
+    train = load_dataset(d.name, "train", **kwargs)
+    sets = {}
+    if d.val_fraction > 0:
+        train, sets["val"] = train_val_split(train, d.val_fraction, VAL_SPLIT_SEED)
+    sets["test"] = load_dataset(d.name, "test", **kwargs)
+    return train, sets
+
+
+def _loaders(cfg, train_ds, eval_sets, device, world) -> dict[str, Any]:
+    common = {
+        "device": device,
+        "seed": cfg.seed,
+        "rank": world.rank,
+        "world_size": world.world_size,
+        "workers": cfg.data.workers,
+        "channels_last": cfg.channels_last,
+    }
+    per_rank = cfg.batch_size // world.world_size
+    train = make_loader(train_ds, per_rank, train=True, augment=cfg.data.augment, **common)
+    if len(train) == 0:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} is larger than the {len(train_ds)} training images"
+        )
+    return {
+        "train": train,
+        "eval": {
+            k: make_loader(ds, per_rank, train=False, **common) for k, ds in eval_sets.items()
+        },
+        "train_eval": make_loader(train_ds, per_rank, train=False, **common),
+    }
