@@ -14,6 +14,7 @@ from resnetlab.train.checkpoint import (
     save_weights,
 )
 from resnetlab.train.config import RunConfig, config_from_dict, config_to_yaml, load_config
+from resnetlab.train.loop import TrainingDiverged, evaluate, fit, train_one_epoch
 from resnetlab.train.presets import PRESETS
 from resnetlab.train.schedule import LRSchedule
 
@@ -21,11 +22,15 @@ __all__ = [
     "PRESETS",
     "LRSchedule",
     "RunConfig",
+    "TrainingDiverged",
     "config_from_dict",
     "config_to_yaml",
+    "evaluate",
+    "fit",
     "load_checkpoint",
     "load_config",
     "load_weights",
     "model_from_checkpoint",
     "save_weights",
+    "train_one_epoch",
 ]
