@@ -1,0 +1,138 @@
+"""``resnetlab bench train|infer|peak``: training throughput, inference latency, peak FLOP rate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from resnetlab.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure training throughput, inference latency, peak FLOP/s")
+    modes = p.add_subparsers(dest="mode", metavar="MODE", parser_class=type(p))
+    modes.required = True
+
+    t = modes.add_parser("train", help="steady-state training images/s, memory and FLOP rate")
+    t.add_argument("--model", default="resnet20", help="a registered model (default: resnet20)")
+    t.add_argument(
+        "--data",
+        default="synthetic",
+        metavar="NAME",
+        help="`synthetic` (random images of the model's input size) or a dataset name",
+    )
+    t.add_argument("--data-dir", metavar="PATH", help="the dataset's folder")
+    t.add_argument("--batch-size", type=int, default=128, metavar="B")
+    t.add_argument("--steps", type=int, default=20, metavar="N", help="steps per timed window")
+    t.add_argument("--windows", type=int, default=5, metavar="W", help="timed windows")
+    t.add_argument("--warmup", type=int, default=5, metavar="K", help="untimed steps first")
+    t.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the device has native bf16, else fp32 (fp16 on older GPUs)",
+    )
+    t.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="NHWC model and batches (default: on)",
+    )
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    _common(t)
+    t.set_defaults(func=run_train)
+
+    i = modes.add_parser("infer", help="latency of eager, BN-folded, bf16, compiled, ONNX forms")
+    i.add_argument("--model", default="resnet50", help="a registered model (default: resnet50)")
+    i.add_argument("--batch-size", type=int, default=1, metavar="B")
+    i.add_argument("--image-size", type=int, metavar="S", help="input side (default: the model's)")
+    i.add_argument(
+        "--variants",
+        default=None,
+        metavar="LIST",
+        help="comma-separated: eager,folded,bf16,compiled,compiled-bf16,onnxruntime (default: all)",
+    )
+    i.add_argument("--iters", type=int, default=20, metavar="N", help="timed calls")
+    i.add_argument("--warmup", type=int, default=3, metavar="K", help="untimed calls first")
+    _common(i)
+    i.set_defaults(func=run_infer)
+
+    k = modes.add_parser("peak", help="the machine's peak: FLOP/s of a large matmul")
+    k.add_argument("--size", type=int, metavar="N", help="matrix side (2048 CPU, 8192 GPU)")
+    _common(k)
+    k.set_defaults(func=run_peak)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: cpu")
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run: tiny sizes, seconds, numbers not meant"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from resnetlab.bench.train import bench_train, format_train
+
+    _positive(batch_size=args.batch_size, steps=args.steps, windows=args.windows)
+    if args.quick:
+        args.batch_size, args.steps, args.windows, args.warmup = 8, 2, 2, 1
+    result = bench_train(
+        args.model,
+        data=args.data,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        windows=args.windows,
+        warmup=args.warmup,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        device=args.device,
+        peak_size=256 if args.quick else None,
+    )
+    print(json.dumps(result) if args.json else format_train(result))
+    return 0
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from resnetlab.bench.infer import VARIANTS, bench_infer, format_infer
+
+    _positive(batch_size=args.batch_size, iters=args.iters, image_size=args.image_size)
+    variants = tuple(v.strip() for v in args.variants.split(",")) if args.variants else VARIANTS
+    if args.quick:
+        args.iters, args.warmup = 2, 1
+    result = bench_infer(
+        args.model,
+        args.batch_size,
+        variants=variants,
+        device=args.device,
+        image_size=args.image_size,
+        warmup=args.warmup,
+        iters=args.iters,
+    )
+    print(json.dumps(result) if args.json else format_infer(result))
+    mismatched = [n for n, r in result["variants"].items() if r["status"] == "mismatch"]
+    return 1 if mismatched else 0
+
+
+def run_peak(args: argparse.Namespace) -> int:
+    from resnetlab.bench.timing import peak_flops
+
+    _positive(size=args.size)
+    size = 256 if args.quick else args.size
+    result = peak_flops(args.device, size)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for dtype, rate in result["flop_per_s"].items():
+            print(f"{dtype:5s} {rate / 1e9:10.1f} GFLOP/s  ({result['size']}x{result['size']} mm)")
+    return 0
