@@ -32,6 +32,9 @@ from resnetlab.models import create_model, get_spec
 
 FORMAT = "resnetlab-checkpoint"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
+# The largest input a checkpoint may declare (the image reader's limit, data.images.MAX_PIXELS):
+# predict and export allocate inputs of this size, so a damaged file must not ask for more.
+MAX_INPUT_PIXELS = 1 << 26
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,31 +349,56 @@ def _safe_load(path: Path, map_location: str | torch.device) -> Any:
 
 
 def _check_layout(ckpt: dict[str, Any], path: Path) -> None:
-    """Raise ``CheckpointError`` unless the fields that rebuild the model have the right types.
+    """Raise ``CheckpointError`` unless the fields its readers use have the types documented above.
 
     A file that unpickles safely can still be damaged or hand-edited; this keeps its mistakes
-    from surfacing as a KeyError or TypeError deep inside model building.
+    from surfacing as a KeyError or TypeError deep inside model building or preprocessing.
     """
-    m, state = ckpt.get("model"), ckpt.get("state")
+    m, state, data = ckpt.get("model"), ckpt.get("state"), ckpt.get("data")
     weights = state.get("model") if isinstance(state, dict) else None
-    ok = (
-        isinstance(m, dict)
+    fields = {
+        "model": isinstance(m, dict)
         and isinstance(m.get("name"), str)
         and isinstance(m.get("overrides"), dict)
         and all(isinstance(k, str) for k in m["overrides"])
-        and all(type(m.get(k)) is int for k in ("num_classes", "in_channels"))
-        and isinstance(weights, dict)
-        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())
-    )
-    if not ok:
-        raise CheckpointError(
-            f"{path}: damaged checkpoint: its model or state fields are malformed"
-        )
+        and all(_count(m.get(k)) for k in ("num_classes", "in_channels")),
+        "state": isinstance(weights, dict)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()),
+        "data": isinstance(data, dict)
+        and isinstance(data.get("name"), str)
+        and _list_of(data.get("classes"), str)
+        and _list_of(data.get("image_size"), int, 2)
+        and all(_count(v) for v in data["image_size"])
+        and data["image_size"][0] * data["image_size"][1] <= MAX_INPUT_PIXELS
+        and _count(data.get("channels"))
+        and _list_of(data.get("mean"), float, data["channels"])
+        and _list_of(data.get("std"), float, data["channels"]),
+        "config": isinstance(ckpt.get("config"), dict),
+        "progress": isinstance(ckpt.get("progress"), dict)
+        and type(ckpt["progress"].get("iteration")) is int,
+    }
+    bad = [name for name, ok in fields.items() if not ok]
+    if bad:
+        raise CheckpointError(f"{path}: damaged checkpoint: malformed {', '.join(bad)} field")
     depth = m["overrides"].get("depth")
     if type(depth) is int and depth > len(weights):  # every layer holds a weight tensor
         raise CheckpointError(
             f"{path}: damaged checkpoint: depth {depth} but only {len(weights)} weight tensors"
         )
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def _list_of(value: Any, kind: type, length: int | None = None) -> bool:
+    """A list (or tuple) of ``kind`` items (ints pass for floats), of ``length`` when given."""
+    kinds = (int, float) if kind is float else (kind,)
+    return (
+        isinstance(value, (list, tuple))
+        and (length is None or len(value) == length)
+        and all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
+    )
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
