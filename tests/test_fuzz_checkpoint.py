@@ -26,9 +26,10 @@ from reliability_support import (
     peak_rss_mb,
     random_bytes,
     read_cleanly,
+    tiny_checkpoint,
 )
+from resnetlab.export.preprocess import Preprocess
 from resnetlab.train.checkpoint import (
-    FORMAT,
     build_model,
     load_weights,
     model_from_checkpoint,
@@ -49,6 +50,14 @@ FIELDS = [
     ("state",),
     ("state", "model"),
     ("data",),
+    ("data", "classes"),
+    ("data", "image_size"),
+    ("data", "channels"),
+    ("data", "mean"),
+    ("data", "std"),
+    ("config",),
+    ("progress",),
+    ("progress", "iteration"),
     # constructor arguments a damaged or hand-edited checkpoint could pass to the model builder
     *(
         ("model", "overrides", key)
@@ -91,20 +100,9 @@ def _tiny():
 
 
 def _checkpoint() -> dict:
-    return {
-        "format": FORMAT,
-        "version": "test",
-        "model": {
-            "name": "cifar_resnet",
-            "overrides": {"depth": 8},
-            "num_classes": 10,
-            "in_channels": 1,
-        },
-        "data": {"name": "digits", "classes": [str(d) for d in range(10)]},
-        "config": {},
-        "state": {"model": _tiny().state_dict()},
-        "progress": {"iteration": 3},
-    }
+    ckpt = tiny_checkpoint()
+    ckpt["state"]["model"] = _tiny().state_dict()
+    return ckpt
 
 
 def _to_bytes(obj) -> bytes:
@@ -141,7 +139,9 @@ def files(tmp_path_factory):
 
 
 def _read_checkpoint(path) -> None:
-    model_from_checkpoint(path)
+    """What ``resnetlab predict`` reads: the model, then the preprocessing of its data."""
+    _, ckpt = model_from_checkpoint(path)
+    Preprocess.for_data(ckpt["data"])
 
 
 def _read_weights(path) -> None:
