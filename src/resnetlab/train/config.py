@@ -213,6 +213,7 @@ def validate(cfg: RunConfig, source: str = "") -> None:
         "exactly one of the two",
         (cfg.epochs, cfg.iterations),
     )
+    need(0 <= cfg.seed < 2**32, "seed", "in [0, 2**32)", cfg.seed)  # numpy's seed range
     for key in ("epochs", "iterations", "batch_size", "log_every", "data.image_size"):
         value = _get(cfg, key)
         need(value is None or value >= 1, key, "at least 1", value)
