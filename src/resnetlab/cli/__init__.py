@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from resnetlab.errors import UserError
 
 # Sub-command modules, imported lazily so that `resnetlab --help` stays fast.
-COMMANDS = ["summary", "train", "data", "predict", "export", "bench"]  # also registers `list`
+COMMANDS = ["summary", "train", "data", "eval", "predict", "export", "bench"]  # +list
 
 
 class ArgumentParser(argparse.ArgumentParser):

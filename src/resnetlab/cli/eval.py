@@ -1,0 +1,123 @@
+"""``resnetlab eval CHECKPOINT``: top-1/top-5 error, per-class accuracy and confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from resnetlab.data import add_data_arguments, list_datasets
+from resnetlab.errors import ConfigError
+from resnetlab.evaluation.data import eval_loader, load_eval_split
+from resnetlab.evaluation.evaluate import evaluate_classifier
+from resnetlab.evaluation.loading import load_trained, resolve_device
+from resnetlab.evaluation.report import format_confusion, format_summary, write_outputs
+
+SHOW_CONFUSION_MAX = 20  # print the confusion matrix on the terminal up to this many classes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint",
+        description="Evaluate a trained model on a split of a dataset (by default the "
+        "checkpoint's own dataset) and write eval.json, confusion.txt and confusion.png to "
+        "--out (default: RUN/eval/NAME-DATA-SPLIT, RUN being the run folder that holds "
+        "checkpoints/NAME.pt, else the checkpoint's folder).",
+    )
+    p.add_argument(
+        "checkpoint", help="a checkpoint file, or a run folder (its checkpoints/last.pt)"
+    )
+    add_data_arguments(p)
+    p.set_defaults(data=None)
+    _describe_default(p, "--data", f"{', '.join(list_datasets())} (default: the checkpoint's)")
+    p.add_argument(
+        "--split",
+        choices=["test", "train", "val"],
+        default="test",
+        help="test (default), train, or the validation part held out of train by the run",
+    )
+    p.add_argument("--ten-crop", action="store_true", help="average 10 crops (folder data only)")
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="default 256")
+    p.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="decoding processes (folder)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--out", metavar="DIR", help="folder for eval.json and the confusion matrix")
+    p.add_argument("--model", metavar="NAME", help="fail unless the checkpoint holds this model")
+    p.add_argument("--json", action="store_true", help="print eval.json's record")
+    p.set_defaults(func=run_eval)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    model, ckpt, path = load_trained(args.checkpoint, expect_model=args.model, device=device)
+    ds = load_eval_split(
+        ckpt["data"],
+        ckpt["config"],
+        args.split,
+        name=args.data,
+        root=args.data_dir,
+        download=args.download,
+        verify=args.verify,
+        strict=args.strict,
+    )
+    data_name = args.data or ckpt["data"]["name"]
+    loader = eval_loader(
+        ds, batch_size=args.batch_size, device=device, ten_crop=args.ten_crop, workers=args.workers
+    )
+    result = evaluate_classifier(model, loader)
+    views = 10 if args.ten_crop else 1
+    meta = {
+        "checkpoint": str(path),
+        "model": ckpt["model"]["name"],
+        "iteration": ckpt["progress"]["iteration"],
+        "data": data_name,
+        "split": args.split,
+        "views": views,
+    }
+    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
+    try:
+        paths = write_outputs(result, out, meta)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    if args.json:
+        print(json.dumps({**meta, **result.to_dict()}))
+        return 0
+    header = {
+        "checkpoint": f"{path} ({meta['model']}, iteration {meta['iteration']})",
+        "data": f"{data_name} {args.split}" + (", 10 crops per image" if views == 10 else ""),
+    }
+    print(format_summary(result, header), end="")
+    if len(result.classes) <= SHOW_CONFUSION_MAX:
+        print()
+        print(format_confusion(result), end="")
+    print()
+    print(f"wrote {paths['json']}, {paths['text'].name}, {paths['png'].name}")
+    return 0
+
+
+def default_out(checkpoint: Path, data: str, split: str, views: int) -> Path:
+    """``RUN/eval/NAME-DATA-SPLIT[-10crop]`` for ``RUN/checkpoints/NAME.pt``; else beside it."""
+    folder = checkpoint.parent
+    run = folder.parent if folder.name == "checkpoints" else folder
+    suffix = "-10crop" if views == 10 else ""
+    return run / "eval" / f"{checkpoint.stem}-{data}-{split}{suffix}"
+
+
+def _describe_default(parser: argparse.ArgumentParser, option: str, text: str) -> None:
+    """Reword an option's help where this command changes its default."""
+    for action in parser._actions:
+        if option in action.option_strings:
+            action.help = text

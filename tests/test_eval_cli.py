@@ -1,0 +1,119 @@
+"""``resnetlab eval``: the metrics files of a checkpoint, against scikit-learn on its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import confusion_matrix
+
+from eval_support import VAL_FRACTION, run_main, single_line, trained_run
+from resnetlab.data import load_dataset
+from resnetlab.train.checkpoint import model_from_checkpoint
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory.getbasetemp())
+
+
+def test_default_eval_writes_metrics_beside_the_run(run, capsys):
+    code, out, err = run_main(["eval", str(run)], capsys)
+    assert code == 0, err
+    folder = run / "eval" / "last-digits-test"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "confusion.png",
+        "confusion.txt",
+        "eval.json",
+    ]
+    record = json.loads((folder / "eval.json").read_text())
+
+    model, ckpt = model_from_checkpoint(run)
+    ds = load_dataset("digits", "test", image_size=16)
+    mean, std = ckpt["data"]["mean"][0], ckpt["data"]["std"][0]
+    with torch.no_grad():
+        logits = model((ds.images.float() / 255 - mean) / std)  # (360, 10)
+    y, pred = ds.labels.numpy(), logits.argmax(1).numpy()
+    assert (record["samples"], record["split"], record["views"]) == (360, "test", 1)
+    assert record["iteration"] == ckpt["progress"]["iteration"]
+    assert record["confusion"] == confusion_matrix(y, pred, labels=range(10)).tolist()
+    assert record["top1_error"] == pytest.approx(np.mean(pred != y), abs=1e-12)
+    top5 = logits.topk(5, dim=1).indices.numpy()
+    assert record["top5_error"] == pytest.approx(1 - np.mean((top5 == y[:, None]).any(1)))
+    for cls, acc in record["per_class_accuracy"].items():
+        c = int(cls)
+        assert acc == pytest.approx(np.mean(pred[y == c] == c), abs=1e-12)
+    assert f"top-1 error  {100 * record['top1_error']:.2f}%" in out
+    assert (folder / "confusion.txt").read_text() in out  # 10 classes: shown on the terminal
+    with Image.open(folder / "confusion.png") as img:
+        assert img.format == "PNG"
+
+
+def test_val_split_json_and_out(run, tmp_path, capsys):
+    out_dir = tmp_path / "val-eval"
+    code, out, _ = run_main(
+        ["eval", str(run / "checkpoints" / "best.pt"), "--split", "val", "--out", str(out_dir),
+         "--json", "--batch-size", "50"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    printed = json.loads(out)
+    assert printed == json.loads((out_dir / "eval.json").read_text())
+    assert printed["samples"] == round(1437 * VAL_FRACTION)
+    assert printed["split"] == "val" and printed["checkpoint"].endswith("best.pt")
+
+
+@pytest.fixture
+def other_classes(tmp_path):
+    """An image folder with classes other than the digits."""
+    for cls in ("cat", "dog"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        Image.new("RGB", (20, 20), (200, 10, 10)).save(tmp_path / "imgs" / cls / "a.png")
+    return tmp_path / "imgs"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--split", "dev"], "argument --split: invalid choice: 'dev'"),
+        (["--batch-size", "0"], "argument --batch-size: must be at least 1; got 0"),
+        (["--ten-crop"], "--ten-crop needs folder data (--data folder)"),
+        (["--data", "folder"], "--data folder needs --data-dir PATH"),
+        (["--data", "mnist"], "argument --data: invalid choice: 'mnist'"),
+        (["--model", "resnet20"], "checkpoint of model 'cifar_resnet', not 'resnet20'"),
+        (["--device", "cuda:x"], "not a device name"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(run, capsys, args, message):
+    code, out, err = run_main(["eval", str(run), *args], capsys)
+    assert code == 2 and out == ""
+    assert message in single_line(err)
+
+
+def test_data_with_other_classes_is_refused(run, other_classes, capsys):
+    args = ["eval", str(run), "--data", "folder", "--data-dir", str(other_classes)]
+    code, _, err = run_main(args, capsys)
+    assert code == 2
+    assert "2 classes differ from the checkpoint's 10" in single_line(err)
+
+
+def test_missing_checkpoint_and_weights_of_another_model(run, tmp_path, capsys):
+    code, _, err = run_main(["eval", str(tmp_path / "x.pt")], capsys)
+    assert code == 2 and "x.pt: checkpoint not found" in single_line(err)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["model"].update(name="resnet20", overrides={})  # claims another architecture
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    code, _, err = run_main(["eval", str(other)], capsys)
+    assert code == 2 and "weights do not fit the model" in single_line(err)
+
+
+def test_an_unwritable_out_is_one_line(run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    code, _, err = run_main(["eval", str(run), "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and f"--out {blocker / 'sub'}: cannot write" in single_line(err)
