@@ -1,0 +1,101 @@
+"""The scripts in benchmarks/ run in their --quick modes and print consistent Markdown reports."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    """Import benchmarks/<name>.py (the folder is scripts, not a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of the Markdown table(s), as lists of cells."""
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
+    return [[c.strip() for c in row] for row in rows[1:]]  # without the header
+
+
+def test_bench_train_script_quick(capsys, tmp_path):
+    bench_train = load_benchmark("bench_train")
+    out_json = tmp_path / "train.json"
+    assert bench_train.main(["--quick", "--ref-workers", "0", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "Command: `python" in out and "Measured peak" in out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert rows[0]["row"].startswith("reference (DataLoader, 0 workers")
+    assert rows[0]["ratio"] == 1.0 and len(rows) == 4
+    for r in rows:
+        assert r["img_per_s"]["median"] > 0 and r["achieved_flop_per_s"] > 0
+        assert r["ratio"] == pytest.approx(
+            r["img_per_s"]["median"] / rows[0]["img_per_s"]["median"]
+        )
+    assert len(table_rows(out)) == 4
+
+
+def test_bench_infer_script_quick_checks_every_form_against_the_reference(capsys, tmp_path):
+    bench_infer = load_benchmark("bench_infer")
+    out_json = tmp_path / "infer.json"
+    argv = ["--quick", "--variants", "folded", "bf16", "--json", str(out_json)]
+    assert bench_infer.main(argv) == 0
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["reference", "folded", "bf16"]
+    assert all(r["status"] == "ok" and r["img_per_s"] > 0 for r in rows)
+    assert rows[0]["max_rel_err"] == 0 and rows[1]["max_rel_err"] < 1e-4
+    out = capsys.readouterr().out
+    assert [row[1] for row in table_rows(out)] == ["reference", "folded", "bf16"]
+
+
+def test_bench_memory_script_quick_reports_the_growth_it_judges(capsys, tmp_path):
+    bench_memory = load_benchmark("bench_memory")
+    out_json = tmp_path / "memory.json"
+    rc = bench_memory.main(["--quick", "--json", str(out_json)])
+    data = json.loads(out_json.read_text())
+    samples, growth = data["samples"], data["growth"]
+    assert [s["step"] for s in samples] == [0, 10, 20, 30, 40]
+    assert all(s["rss_mib"] > 0 and s["peak_rss_mib"] > 0 for s in samples)
+    first = next(s for s in samples if s["step"] == 10)
+    assert growth["rss_growth_mib"] == samples[-1]["rss_mib"] - first["rss_mib"]
+    worst = max(growth["rss_growth_mib"], growth["peak_growth_mib"])
+    assert rc == (0 if worst <= 16 else 1)
+    assert ("**flat**" if rc == 0 else "**GROWING**") in capsys.readouterr().out
+
+
+def test_time_to_accuracy_skips_with_a_reason_without_the_data(capsys, tmp_path):
+    tta = load_benchmark("time_to_accuracy")
+    assert tta.main(["--data-dir", str(tmp_path / "missing")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("skipped: the CIFAR-10 JPEG copy is not at") and "missing" in out
+
+
+def test_time_to_accuracy_curve_reads_the_eval_records(tmp_path):
+    tta = load_benchmark("time_to_accuracy")
+    records = [
+        {"kind": "train", "iteration": 5, "wall_s": 30.0},
+        {"kind": "eval", "iteration": 10, "epoch": 1.0, "test_error": 0.25, "wall_s": 60.0},
+        {"kind": "eval", "iteration": 20, "epoch": 2.0, "test_error": 0.125, "wall_s": 150.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert tta.eval_curve(tmp_path) == [
+        {"epoch": 1.0, "wall_min": 1.0, "test_acc": 0.75},
+        {"epoch": 2.0, "wall_min": 2.5, "test_acc": 0.875},
+    ]
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_quick_trains_and_prints_the_curve(capsys, tmp_path):
+    tta = load_benchmark("time_to_accuracy")
+    assert tta.main(["--quick", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "preset `fast`" in out and "| 1 |" in out
+    assert "90% not reached" in out or "90% test accuracy reached" in out
