@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -30,7 +29,7 @@ import reference_train  # a sibling script (benchmarks/ is not a package)
 from resnetlab.analysis import summarize
 from resnetlab.bench.timing import Stats, describe_machine, machine_info, peak_flops, time_windows
 from resnetlab.bench.train import make_train_step
-from resnetlab.models import get_spec
+from resnetlab.models import create_model, get_spec
 
 PAPER_ITERATIONS = 64000  # §4.2: the CIFAR schedule
 REFERENCE_IMAGES = 10000  # enough that no epoch ends inside a timed window at batch 128
@@ -70,10 +69,10 @@ def rows_to_run(args: argparse.Namespace) -> dict[str, tuple[Callable[[], None],
     configs = [
         ("resnetlab, fp32, NCHW", {"precision": "fp32", "channels_last": False}),
         ("resnetlab, fp32, channels-last", {"precision": "fp32", "channels_last": True}),
-        ("resnetlab, default (auto precision, channels-last)", {"precision": "auto"}),
+        ("resnetlab, default (auto precision, channels-last)", {}),
     ]
     if args.compile:
-        configs.append(("resnetlab, default + torch.compile", {"precision": "auto", "compile": 1}))
+        configs.append(("resnetlab, default + torch.compile", {"compile": True}))
     for name, extra in configs:
         setup = make_train_step(args.model, **common, **extra)
         rows[f"{name} -> {setup.precision}"] = (setup.step, setup.precision)
@@ -93,7 +92,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict]:
             rates[name].append(Stats.of([args.batch_size / s for s in seconds]).median)
     peak = peak_flops(args.device, 256 if args.quick else None)["flop_per_s"]
     spec = get_spec(args.model)
-    macs = summarize(_model(args.model), spec.input_size).macs
+    macs = summarize(create_model(args.model), spec.input_size).macs
     base = Stats.of(next(iter(rates.values()))).median
     results = []
     for name, (_, precision) in rows.items():
@@ -111,12 +110,6 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict]:
             }
         )
     return results, peak
-
-
-def _model(name: str) -> torch.nn.Module:
-    from resnetlab.models import create_model
-
-    return create_model(name)
 
 
 def markdown(args: argparse.Namespace, results: list[dict], peak: dict, info: dict) -> str:

@@ -101,3 +101,12 @@ def test_compiled_variants_compute_the_eager_function(name, tmp_path):
     tol = infer.TOLERANCE.get(name, infer.FP32_TOLERANCE)
     with torch.inference_mode():
         assert compare_outputs(fn(x), model(x))["max_rel_err"] <= tol
+
+
+@pytest.mark.gpu
+def test_bench_infer_on_the_gpu(capsys):
+    argv = ["bench", "infer", "--model", "resnet20", "--batch-size", "4", "--quick", "--json"]
+    assert main([*argv, "--device", "cuda", "--variants", "eager,folded,bf16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert all(r["status"] == "ok" for r in result["variants"].values())
+    assert "gpu" in result["machine"]
