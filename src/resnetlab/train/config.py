@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from resnetlab.errors import ConfigError, check_choice
+from resnetlab.models import get_spec
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -257,12 +259,7 @@ def validate(cfg: RunConfig, source: str = "") -> None:
         "positive with nesterov",
         cfg.optim.momentum,
     )
-    need(
-        isinstance(cfg.model.name, str) and bool(cfg.model.name),
-        "model.name",
-        "a model name",
-        cfg.model.name,
-    )
+    get_spec(cfg.model.name)  # an unknown name raises, with the closest registered ones
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,6 +379,8 @@ def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = _float_or_none(value) or value
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return ok, float(value) if ok else value
     if hint is str:
@@ -393,6 +392,15 @@ def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
     if origin is dict:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value), value
     raise TypeError(f"no type check for {hint!r}")
+
+
+def _float_or_none(text: str) -> float | None:
+    """``"1e-3"`` -> 0.001; ``None`` for anything that is not a finite number."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _type_name(hint: Any) -> str:

@@ -20,6 +20,7 @@ from resnetlab.train.checkpoint import unwrap
 from resnetlab.train.config import RunConfig
 from resnetlab.train.precision import autocast
 from resnetlab.train.run import Run, build_run, save, write_summary
+from resnetlab.train.runlock import run_lock
 
 
 class TrainingDiverged(UserError):
@@ -36,8 +37,17 @@ def fit(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
 
     Returns:
         The summary, also written to ``out_dir/summary.json``.
+
+    Raises:
+        ConfigError: another run is writing to ``out_dir`` (see ``runlock``).
     """
-    run = build_run(cfg, Path(out_dir), distributed.world_from_env(), resume)
+    world = distributed.world_from_env()
+    with run_lock(out_dir, enabled=world.main):  # rank 0 writes the folder for every rank
+        return _fit(cfg, Path(out_dir), world, resume)
+
+
+def _fit(cfg: RunConfig, out_dir: Path, world: distributed.World, resume: bool) -> dict[str, Any]:
+    run = build_run(cfg, out_dir, world, resume)
     try:
         while run.iteration < run.total:
             train_one_epoch(run)
@@ -77,7 +87,7 @@ def train_one_epoch(run: Run) -> None:
         )
         stats = distributed.all_reduce_sum(batch.cpu(), run.world).tolist()
         if not math.isfinite(stats[0]):
-            raise _diverged(run, stats[0] / stats[2], lr)
+            raise _diverged(run, f"the loss is {stats[0] / stats[2]}", lr)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         if cfg.grad_norms_every and (run.iteration + 1) % cfg.grad_norms_every == 0:
@@ -137,11 +147,11 @@ def after_step(run: Run, lr: float) -> None:
     if it % cfg.log_every == 0 or run_done:
         record = {"kind": "train", "iteration": it, "epoch": epochs, "lr": lr}
         run.log.write(record | run.meter.read() | {"wall_s": round(run.wall_s, 3)})
-    is_best = False
     eval_due = it % cfg.eval_every == 0 if cfg.eval_every else epoch_done
-    if eval_due or run_done:
-        is_best = _evaluate_all(run, epochs)
     last_due = it % cfg.checkpoint_every == 0 if cfg.checkpoint_every else epoch_done
+    if (eval_due or last_due or run_done) and not _all_finite(run.model):
+        raise _diverged(run, "a weight is no longer finite", lr)  # and no checkpoint has it
+    is_best = _evaluate_all(run, epochs) if eval_due or run_done else False
     if last_due or run_done or is_best:
         save(run, last=last_due or run_done, best=is_best)
 
@@ -172,12 +182,16 @@ def _evaluate_all(run: Run, epochs: float) -> bool:
     return True
 
 
-def _diverged(run: Run, loss: float, lr: float) -> TrainingDiverged:
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(t.isfinite().all()) for t in unwrap(model).state_dict().values())
+
+
+def _diverged(run: Run, what: str, lr: float) -> TrainingDiverged:
     last = run.checkpoints / "last.pt"
     kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
     return TrainingDiverged(
-        f"training diverged: the loss is {loss} at iteration {run.iteration} (lr {lr:g}); "
-        f"{kept}; try a lower --lr"
+        f"training diverged: {what} at iteration {run.iteration} (lr {lr:g}); {kept}; "
+        f"try a lower --lr"
     )
 
 
