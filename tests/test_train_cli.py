@@ -81,6 +81,19 @@ def test_a_folder_that_holds_a_run_is_not_overwritten(capsys, tmp_path):
                     f"--resume {tmp_path}, or give another --out")  # fmt: skip
 
 
+def test_tensorboard_without_its_package_is_a_clear_error(capsys, tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        line = _error(capsys, ["train", *TINY, "--set", "tensorboard=true", "--out", str(tmp_path)])
+        assert line == (
+            "resnetlab: error: tensorboard=true needs the tensorboard package "
+            "(pip install tensorboard)"
+        )
+    else:
+        pytest.skip("tensorboard is installed")
+
+
 def test_a_distributed_run_needs_an_out_folder(capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     line = _error(capsys, ["train", *TINY])
