@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from resnetlab.data import add_data_arguments
-from resnetlab.errors import CheckpointError, ConfigError
+from resnetlab.errors import CheckpointError, ConfigError, UserError
 from resnetlab.train.config import PRECISIONS, config_from_dict, load_config
 from resnetlab.train.presets import PRESETS
 
@@ -73,12 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from resnetlab.train import distributed
-    from resnetlab.train.loop import fit
 
     world = distributed.world_from_env()
     if args.resume is not None:
         out = Path(args.resume)
-        summary = fit(_resume_config(args, out), out, resume=True)
+        summary = _fit(_resume_config(args, out), out, resume=True)
     else:
         flags = {FLAGS[k]: v for k, v in vars(args).items() if k in FLAGS and v is not None}
         cfg = load_config(args.config, args.preset, args.set, flags)
@@ -87,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = Path(
             args.out or f"runs/{cfg.model.name}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
-        summary = fit(cfg, out)
+        summary = _fit(cfg, out)
     if world.main:
         final, best = summary["final"], summary["best"]
         train = f", train error {100 * final['train_error']:.2f}%" if "train_error" in final else ""
@@ -97,6 +96,20 @@ def run_train(args: argparse.Namespace) -> int:
             f"{100 * best['value']:.2f}% at iteration {best['iteration']}; {out / 'summary.json'}"
         )
     return 0
+
+
+def _fit(cfg, out: Path, resume: bool = False) -> dict:
+    """``fit``, with a failing write (disk full, permission denied) turned into one error line."""
+    from resnetlab.train.loop import fit
+
+    try:
+        return fit(cfg, out, resume=resume)
+    except OSError as err:
+        kept = ""
+        if (out / "checkpoints" / "last.pt").exists():  # written atomically: complete or absent
+            kept = f"; its last checkpoint is intact: continue with --resume {out}"
+        where = err.filename or out
+        raise UserError(f"{where}: {err.strerror or err}; the run stopped{kept}") from err
 
 
 def _resume_config(args: argparse.Namespace, out: Path):
