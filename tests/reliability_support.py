@@ -227,3 +227,99 @@ def tiny_checkpoint(in_channels: int = 1, image_size: int = 8) -> dict:
         "state": {"model": model.state_dict()},
         "progress": {"iteration": 1},
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Training runs in child processes that start in a fraction of a second
+# ----------------------------------------------------------------------------------------------
+# A ResNet-8 (§4.2's CIFAR net, n = 1) on 8x8 digits: a real run, a few ms per step.
+TRAIN_FAST = [
+    "--model", "cifar_resnet", "--set", "model.overrides.depth=8", "--data", "digits",
+    "--image-size", "8", "--batch-size", "16", "--set", "deterministic=true",
+    "--set", "eval_train_at_end=false",
+]  # fmt: skip
+# Imported once by the fork server, so that each child skips torch's, scikit-learn's and
+# dynamo's import time (several seconds on a busy 2-core machine).
+PRELOAD = [
+    "torch",
+    "torch._inductor.standalone_compile",  # imported by use_deterministic_algorithms
+    "sklearn.datasets",
+    "resnetlab.cli",
+    "resnetlab.cli.train",
+    "resnetlab.train.loop",
+    "resnetlab.data.digits",
+]
+
+
+def _cli_child(argv: list[str], log: str) -> None:
+    """Fork-server child: ``resnetlab ARGV`` with stdout and stderr in ``log``; exits its code."""
+    import torch
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    torch.set_num_threads(1)  # every run of a comparison does the same arithmetic
+    from resnetlab.cli import main
+
+    sys.exit(main(argv))
+
+
+def start_cli(argv: Sequence[str], log: str | Path):
+    """Start ``resnetlab ARGV`` in a child forked from a preloaded server; returns the Process."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    proc = ctx.Process(target=_cli_child, args=(list(argv), str(log)), daemon=True)
+    proc.start()
+    return proc
+
+
+def run_cli_child(argv: Sequence[str], log: str | Path, timeout: float = 300) -> int:
+    """``resnetlab ARGV`` in a preloaded child, to its end; returns the exit code."""
+    proc = start_cli(argv, log)
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        raise AssertionError(f"resnetlab {' '.join(argv)} ran past {timeout} s")
+    return proc.exitcode
+
+
+def wait_for(condition: Callable[[], bool], proc=None, timeout: float = 120, poll: float = 0.002):
+    """Poll ``condition`` until true; fail if ``proc`` ends first or ``timeout`` passes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and not proc.is_alive():
+            raise AssertionError(f"the run ended (code {proc.exitcode}) before the condition")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout} s")
+        time.sleep(poll)
+
+
+def records(run_dir: Path) -> list[dict]:
+    """metrics.jsonl of a run, without the timings (they differ between runs by nature)."""
+    import json
+
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in ("wall_s", "img_per_s")}
+        for line in lines
+    ]
+
+
+def assert_intervals_complete(run_dir: Path, total: int, log_every: int, eval_every: int) -> None:
+    """Every train and eval interval of the run is recorded exactly once, in order."""
+    recs = records(run_dir)
+    train = [r["iteration"] for r in recs if r["kind"] == "train"]
+    evals = [r["iteration"] for r in recs if r["kind"] == "eval"]
+    assert train == [*range(log_every, total + 1, log_every)] + (
+        [total] if total % log_every else []
+    )
+    assert evals == [*range(eval_every, total + 1, eval_every)] + (
+        [total] if total % eval_every else []
+    )
