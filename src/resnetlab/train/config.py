@@ -184,6 +184,25 @@ def parse_set(item: str) -> dict[str, Any]:
     return _nest({key.strip(): value})
 
 
+# The value checks that follow the type checks: (keys, what is allowed, test).
+RULES = [
+    (("epochs", "iterations", "batch_size", "log_every", "data.image_size"), "at least 1",
+     lambda v: v is None or v >= 1),
+    (("eval_every", "checkpoint_every", "keep_last", "grad_norms_every", "data.workers",
+      "schedule.warmup_iterations", "optim.weight_decay", "schedule.warmup_lr",
+      "schedule.final_lr"), "at least 0", lambda v: v >= 0),
+    (("optim.lr", "schedule.gamma"), "positive", lambda v: v > 0),
+    (("data.val_fraction", "optim.momentum", "optim.label_smoothing",
+      "schedule.warmup_fraction"), "in [0, 1)", lambda v: 0 <= v < 1),
+    (("schedule.warmup_until_train_error",), "in (0, 1] or null",
+     lambda v: v is None or 0 < v <= 1),
+    (("schedule.milestones",), "increasing positive iterations",
+     lambda m: all(x >= 1 for x in m) and m == sorted(set(m))),
+    (("seed",), "in [0, 2**32)", lambda v: 0 <= v < 2**32),  # numpy's seed range
+    (("device",), "auto, cpu, cuda, cuda:N or mps", lambda v: bool(DEVICE_PATTERN.match(v))),
+]  # fmt: skip
+
+
 def validate(cfg: RunConfig, source: str = "") -> None:
     """Raise ``ConfigError`` for values of the right type that make no sense.
 
@@ -194,71 +213,23 @@ def validate(cfg: RunConfig, source: str = "") -> None:
     from resnetlab.train.presets import PRESETS
 
     where = f"{source}: " if source else ""
-
-    def need(ok: bool, key: str, rule: str, value: object) -> None:
-        if not ok:
-            raise ConfigError(f"{where}{key} must be {rule}; got {value!r}")
-
     check_choice(f"{where}schedule.kind", cfg.schedule.kind, SCHEDULES)
     check_choice(f"{where}precision", cfg.precision, PRECISIONS)
     if cfg.preset is not None:
         check_choice(f"{where}preset", cfg.preset, sorted(PRESETS))
-    need(
-        bool(DEVICE_PATTERN.match(cfg.device)),
-        "device",
-        "auto, cpu, cuda, cuda:N or mps",
-        cfg.device,
-    )
-    need(
-        (cfg.epochs is None) != (cfg.iterations is None),
-        "epochs/iterations",
-        "exactly one of the two",
-        (cfg.epochs, cfg.iterations),
-    )
-    need(0 <= cfg.seed < 2**32, "seed", "in [0, 2**32)", cfg.seed)  # numpy's seed range
-    for key in ("epochs", "iterations", "batch_size", "log_every", "data.image_size"):
-        value = _get(cfg, key)
-        need(value is None or value >= 1, key, "at least 1", value)
-    for key in (
-        "eval_every",
-        "checkpoint_every",
-        "keep_last",
-        "grad_norms_every",
-        "data.workers",
-        "schedule.warmup_iterations",
-    ):
-        need(_get(cfg, key) >= 0, key, "at least 0", _get(cfg, key))
-    for key in ("optim.weight_decay", "schedule.warmup_lr", "schedule.final_lr"):
-        need(_get(cfg, key) >= 0, key, "at least 0", _get(cfg, key))
-    for key in ("optim.lr", "schedule.gamma"):
-        need(_get(cfg, key) > 0, key, "positive", _get(cfg, key))
-    for key in (
-        "data.val_fraction",
-        "optim.momentum",
-        "optim.label_smoothing",
-        "schedule.warmup_fraction",
-    ):
-        need(0 <= _get(cfg, key) < 1, key, "in [0, 1)", _get(cfg, key))
-    rule = cfg.schedule.warmup_until_train_error
-    need(
-        rule is None or 0 < rule <= 1,
-        "schedule.warmup_until_train_error",
-        "in (0, 1] or null",
-        rule,
-    )
-    m = cfg.schedule.milestones
-    need(
-        all(x >= 1 for x in m) and m == sorted(set(m)),
-        "schedule.milestones",
-        "increasing positive iterations",
-        m,
-    )
-    need(
-        not cfg.optim.nesterov or cfg.optim.momentum > 0,
-        "optim.momentum",
-        "positive with nesterov",
-        cfg.optim.momentum,
-    )
+    for keys, rule, test in RULES:
+        for key in keys:
+            if not test(value := _get(cfg, key)):
+                raise ConfigError(f"{where}{key} must be {rule}; got {value!r}")
+    if (cfg.epochs is None) == (cfg.iterations is None):
+        raise ConfigError(
+            f"{where}epochs/iterations must be exactly one of the two; "
+            f"got {(cfg.epochs, cfg.iterations)!r}"
+        )
+    if cfg.optim.nesterov and cfg.optim.momentum <= 0:
+        raise ConfigError(
+            f"{where}optim.momentum must be positive with nesterov; got {cfg.optim.momentum!r}"
+        )
     get_spec(cfg.model.name)  # an unknown name raises, with the closest registered ones
 
 
