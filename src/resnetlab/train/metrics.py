@@ -109,8 +109,13 @@ class RunLog:
         _append(self.out / "metrics.jsonl", record)
         line = format_record(record, self.total, self._eta(record["iteration"]))
         if self.bar is not None:
-            self.bar.set_postfix_str(line.split(" ", 2)[-1], refresh=False)
-            if record["kind"] == "eval":
+            if record["kind"] == "train":  # the bar shows the iteration, the rate and the ETA
+                self.bar.set_postfix_str(
+                    f"epoch {record['epoch']:.2f} lr {record['lr']:.4g} loss "
+                    f"{record['train_loss']:.4f} error {100 * record['train_error']:.2f}%",
+                    refresh=False,
+                )
+            else:
                 self.bar.write(line)
         else:
             print(line, flush=True)

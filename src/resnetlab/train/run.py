@@ -16,7 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnetlab.data import DatasetInfo, load_dataset, make_loader, train_val_split
+from resnetlab.data import (
+    ArrayDataset,
+    DatasetInfo,
+    load_dataset,
+    make_loader,
+    train_val_split,
+)
 from resnetlab.errors import ConfigError
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
@@ -260,6 +266,11 @@ def _datasets(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
     train = load_dataset(d.name, "train", **kwargs)
     sets = {}
     if d.val_fraction > 0:
+        if not isinstance(train, ArrayDataset):
+            raise ConfigError(
+                f"data.val_fraction applies to in-memory datasets; {d.name!r} is a folder "
+                f"(give it a separate val/ folder and evaluate with `resnetlab eval`)"
+            )
         train, sets["val"] = train_val_split(train, d.val_fraction, VAL_SPLIT_SEED)
     sets["test"] = load_dataset(d.name, "test", **kwargs)
     return train, sets
