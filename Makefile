@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/resnetlab summary resnet20
-	$(BIN)/resnetlab summary resnet50 --totals-only
+	$(BIN)/resnetlab experiment degradation --data digits --depths 20 56 --iterations 300 --jobs 2 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

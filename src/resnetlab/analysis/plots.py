@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from resnetlab.analysis.curves import Curves
 from resnetlab.analysis.gradients import GradNorms
@@ -151,6 +152,7 @@ def plot_grad_heatmaps(grads: Mapping[str, GradNorms], stem: str | Path) -> list
             )
             ax.set_title(label, color=model_colour(label))
             ax.set_xlabel(ITERATIONS_LABEL)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0][0].set_ylabel("layer index (0 = first conv, input side)")
         fig.colorbar(image, ax=axes[0].tolist(), label="weight-gradient L2 norm (log scale)")
         return save_figure(fig, stem)
@@ -175,6 +177,7 @@ def plot_grad_profiles(
                     label=label,
                 )
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"iteration {iteration}")
             ax.set_xlabel("layer index (input -> output)")
         axes[0][0].set_ylabel("weight-gradient L2 norm")
@@ -195,6 +198,7 @@ def plot_responses(responses: Mapping[str, LayerResponses], stem: str | Path) ->
         top.set_xlabel("layer index (original order)")
         bottom.set_xlabel("layer index (sorted by magnitude)")
         for ax in (top, bottom):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("std of response")
             ax.set_ylim(bottom=0)
             ax.xaxis.set_tick_params(labelbottom=True)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from resnetlab.errors import UserError
 
-# Sub-command modules, imported lazily so that `resnetlab --help` stays fast.
-COMMANDS = ["summary", "train", "data", "eval", "predict", "export", "bench"]  # +list
+# Sub-command modules, imported lazily so that `resnetlab --help` stays fast (+ `list`: summary).
+COMMANDS = ["summary", "train", "data", "eval", "predict", "export", "bench", "experiment", "plot"]
 
 
 class ArgumentParser(argparse.ArgumentParser):

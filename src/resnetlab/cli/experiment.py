@@ -1,0 +1,196 @@
+"""``resnetlab experiment NAME``: the experiments that measure the paper's argument.
+
+Every experiment takes the same recipe options (data, length, seeds, ``--set``); a finished run
+folder is skipped and an unfinished one resumed, so an interrupted experiment continues where it
+stopped when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+from typing import Any
+
+from resnetlab.data import add_data_arguments
+from resnetlab.errors import ConfigError
+from resnetlab.train import PRESETS
+
+# name -> (module, default dataset, one line of help)
+EXPERIMENTS = {
+    "degradation": (
+        "resnetlab.experiments.degradation",
+        "digits",
+        "plain vs residual nets at several depths: curves, gradient flow, layer responses",
+    ),
+    "cifar-table": (
+        "resnetlab.experiments.cifar_table",
+        "cifar10",
+        "the paper's Table 6: CIFAR ResNets by depth, rows written into RESULTS.md",
+    ),
+    "shortcuts": (
+        "resnetlab.experiments.shortcuts",
+        "cifar10",
+        "shortcut options A, B and C at one depth (the paper's Table 3)",
+    ),
+    "identity": (
+        "resnetlab.experiments.identity",
+        "digits",
+        "a trained shallow ResNet plus zero-initialised blocks: the deeper net never ends worse",
+    ),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="run an experiment of the paper (degradation, ...) and write its report",
+        description="Run an experiment: train its runs with one recipe (skipping finished ones), "
+        "then write results.json, results.md, figures (PNG and SVG) and report.html to --out.",
+    )
+    experiments = p.add_subparsers(dest="experiment", metavar="NAME", parser_class=type(p))
+    experiments.required = True
+    for name, (_, data, help_text) in EXPERIMENTS.items():
+        q = experiments.add_parser(name, help=help_text, description=help_text)
+        _add_model_arguments(q, name)
+        _add_recipe_arguments(q, name, data)
+        q.set_defaults(func=run_experiment, experiment_parser=q)
+
+
+def _add_model_arguments(q: argparse.ArgumentParser, name: str) -> None:
+    """The options that say which models an experiment trains."""
+    if name in ("degradation", "cifar-table"):
+        default = [20, 56] if name == "degradation" else [20, 32, 44, 56, 110]
+        q.add_argument(
+            "--depths",
+            nargs="+",
+            type=int,
+            default=default,
+            metavar="D",
+            help=f"depths 6n+2 (default: {' '.join(map(str, default))})",
+        )
+    if name == "cifar-table":
+        q.add_argument("--plain", action="store_true", help="also train the plain twins")
+        q.add_argument(
+            "--results-md",
+            default="RESULTS.md",
+            metavar="PATH",
+            help="Markdown file whose marked block receives the table (default: RESULTS.md)",
+        )
+    if name == "shortcuts":
+        q.add_argument("--depth", type=int, default=20, metavar="D", help="depth 6n+2 (20)")
+        q.add_argument(
+            "--options", nargs="+", default=["A", "B", "C"], metavar="X", help="A B C (all)"
+        )
+    if name == "identity":
+        q.add_argument("--shallow", type=int, default=20, metavar="D", help="shallow depth (20)")
+        q.add_argument("--deep", type=int, default=56, metavar="D", help="deep depth (56)")
+
+
+def _add_recipe_arguments(q: argparse.ArgumentParser, name: str, data: str) -> None:
+    add_data_arguments(q, default=data)
+    group = q.add_argument_group("recipe (defaults: the experiment's own, see its docs)")
+    group.add_argument("--image-size", type=int, metavar="N", help="side of the images (digits)")
+    group.add_argument("--preset", choices=sorted(PRESETS), help="start from a training preset")
+    length = group.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, metavar="E", help="run length in epochs")
+    length.add_argument("--iterations", type=int, metavar="N", help="run length in iterations")
+    group.add_argument("--batch-size", type=int, metavar="B", help="global batch size")
+    group.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
+    group.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    group.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key (e.g. optim.weight_decay=5e-4); repeatable",
+    )
+    runs = q.add_argument_group("runs")
+    runs.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per model (1)")
+    runs.add_argument("--first-seed", type=int, default=0, metavar="K", help="seeds K..K+S-1")
+    runs.add_argument(
+        "--jobs", type=int, default=1, metavar="J", help="runs trained side by side (1)"
+    )
+    runs.add_argument("--out", default=f"runs/{name}", metavar="DIR", help="the output folder")
+
+
+def recipe_from_args(args: argparse.Namespace, defaults: tuple[str | None, dict[str, Any]]):
+    """The ``Recipe`` of the parsed options over the experiment's (preset, defaults)."""
+    from resnetlab.experiments.runner import Recipe
+
+    preset, values_default = defaults
+    flags = {
+        "data.name": args.data,
+        "data.root": args.data_dir,
+        "data.image_size": args.image_size,
+        "epochs": args.epochs,
+        "iterations": args.iterations,
+        "batch_size": args.batch_size,
+        "optim.lr": args.lr,
+        "device": args.device,
+    }
+    values = {k: v for k, v in flags.items() if v is not None}
+    for key, given in (("data.download", args.download), ("data.strict", args.strict)):
+        if given:
+            values[key] = True
+    if not args.verify:
+        values["data.verify"] = False
+    preset = args.preset if args.preset is not None else preset
+    return Recipe(preset, values_default, tuple(args.sets), values)
+
+
+def seeds_from_args(args: argparse.Namespace) -> list[int]:
+    """``--first-seed K --seeds S`` -> ``[K, ..., K+S-1]``."""
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1; got {args.seeds}")
+    if args.first_seed < 0:
+        raise ConfigError(f"--first-seed must be at least 0; got {args.first_seed}")
+    return list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this experiment: every option that differs from its
+    default, in the parser's order."""
+    parser: argparse.ArgumentParser = args.experiment_parser
+    words = ["resnetlab", "experiment", args.experiment]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            words.append(flag)
+        elif action.dest == "sets":
+            for item in value:
+                words += [flag, item]
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    module = importlib.import_module(EXPERIMENTS[args.experiment][0])
+    recipe = recipe_from_args(args, module.defaults(args.data))
+    seeds = seeds_from_args(args)
+    common = {"jobs": args.jobs, "command": command_line(args)}
+    name = args.experiment
+    if name == "degradation":
+        module.run(args.depths, seeds, recipe, args.out, **common)
+    elif name == "cifar-table":
+        module.run(
+            args.depths,
+            seeds,
+            recipe,
+            args.out,
+            plain=args.plain,
+            results_md=args.results_md,
+            **common,
+        )
+    elif name == "shortcuts":
+        module.run(args.depth, seeds, recipe, args.out, options=args.options, **common)
+    else:
+        module.run(args.shallow, args.deep, seeds, recipe, args.out, **common)
+    return 0

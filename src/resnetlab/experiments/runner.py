@@ -1,0 +1,215 @@
+"""Running the training runs of an experiment: one recipe, many models and seeds, via ``fit``.
+
+An experiment is a list of ``Run``s (a model label, a seed, and the config values that make the
+model) trained with one ``Recipe`` (a preset plus the values every run shares). Each run writes its
+own folder ``<out>/<label>-seed<k>/`` through ``resnetlab.train.fit``. A run whose folder already
+holds ``summary.json`` is finished and skipped (after checking that it was made with the same
+config); a folder with checkpoints but no summary is resumed by ``fit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnetlab.analysis.records import read_json
+from resnetlab.errors import ConfigError
+from resnetlab.train import PRESETS, RunConfig, fit, load_config
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What every run of an experiment shares.
+
+    Precedence, lowest first: ``preset`` < ``defaults`` < ``sets`` < ``values`` < the run's own
+    values (model, seed).
+
+    Attributes:
+        preset: a training preset name (``resnetlab.train.PRESETS``) or ``None``.
+        defaults: the experiment's own dotted config keys and values (``{"iterations": 300}``).
+        sets: the user's ``--set KEY=VALUE`` strings.
+        values: the user's explicit options (``--iterations``, ``--data``) as dotted keys.
+    """
+
+    preset: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_defaults(self, **defaults: Any) -> Recipe:
+        """The recipe with more experiment defaults (dotted keys written with ``__``)."""
+        extra = {key.replace("__", "."): value for key, value in defaults.items()}
+        return dataclasses.replace(self, defaults={**self.defaults, **extra})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of an experiment.
+
+    Attributes:
+        label: the model's name in tables and figures (``plain56``); one colour per label.
+        seed: the run's seed.
+        values: dotted config keys that make this model (``{"model.name": "cifar_plain",
+            "model.overrides": {"depth": 56}}``); they win over the recipe.
+        cost: the run's relative training time (its depth will do); with several jobs the
+            costliest runs start first, so that no long run starts last.
+    """
+
+    label: str
+    seed: int
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    cost: float = field(default=0.0, hash=False, compare=False)
+
+    @property
+    def folder(self) -> str:
+        """The run folder's name inside the experiment's output folder."""
+        return f"{self.label}-seed{self.seed}"
+
+
+def config_for(recipe: Recipe, run: Run) -> RunConfig:
+    """The resolved config of ``run``: preset < recipe values < ``--set`` < run values < seed.
+
+    The final training error is always measured: every experiment's table needs it.
+    """
+    # Defaults go in as the first --set strings (JSON is YAML), so the user's --set wins over them.
+    sets = [f"{key}={json.dumps(value)}" for key, value in recipe.defaults.items()]
+    flags = {**recipe.values, **run.values, "seed": run.seed, "eval_train_at_end": True}
+    return load_config(preset=recipe.preset, sets=[*sets, *recipe.sets], flags=flags)
+
+
+def fit_preset_to_length(recipe: Recipe, probe: Run) -> Recipe:
+    """Scale a preset's iteration-based settings to a shorter (or longer) run.
+
+    With ``--preset cifar-paper --iterations 640`` the lr still drops at 50% and 75% of the run
+    (32k and 48k of 64k in the paper), and evaluations, log lines and checkpoints keep their
+    share of it. Only values that still equal the preset's are scaled: ``--set`` wins.
+    """
+    if recipe.preset is None:
+        return recipe
+    preset = PRESETS[recipe.preset]
+    cfg = config_for(recipe, probe)
+    length, planned = cfg.iterations, preset.get("iterations")
+    if length is None or planned is None or length == planned:
+        return recipe
+    scale = length / planned
+    defaults: dict[str, Any] = {}
+    milestones = preset.get("schedule", {}).get("milestones")
+    if milestones and cfg.schedule.milestones == milestones:
+        defaults["schedule.milestones"] = sorted({max(1, round(m * scale)) for m in milestones})
+    for key in ("eval_every", "log_every", "checkpoint_every"):
+        if key in preset and getattr(cfg, key) == preset[key]:
+            defaults[key] = max(1, round(preset[key] * scale))
+    return dataclasses.replace(recipe, defaults={**recipe.defaults, **defaults})
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Whether the run in ``run_dir`` ran to its end (``fit`` writes ``summary.json`` last)."""
+    return (Path(run_dir) / "summary.json").is_file()
+
+
+def run_all(
+    runs: Sequence[Run],
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict[Run, dict]:
+    """Train every run not finished yet and return every run's ``summary.json``.
+
+    Args:
+        runs: the runs, in the order they are reported.
+        recipe: the settings they share.
+        out: the experiment's folder; run ``r`` lives in ``out / r.folder``.
+        jobs: runs trained at the same time, each in a process of its own with an equal share of
+            the CPU threads (small CPU models train faster side by side than one after another
+            on all threads).
+        log: where progress lines go.
+
+    Returns:
+        ``{run: summary}`` for all runs, in the order given.
+
+    Raises:
+        ConfigError: a bad recipe value, or a finished run folder made with another config.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1; got {jobs}")
+    out = Path(out)
+    configs = {run: config_for(recipe, run) for run in runs}  # every config error before training
+    todo = []
+    for run, cfg in configs.items():
+        if is_finished(out / run.folder):
+            check_same_config(out / run.folder, cfg)
+            log(f"{run.folder}: finished earlier, skipped")
+        else:
+            todo.append(run)
+    if jobs == 1 or len(todo) <= 1:
+        for run in todo:
+            log(f"{run.folder}: training")
+            fit(configs[run], out / run.folder, resume=True)
+    else:
+        todo.sort(key=lambda r: -r.cost)  # stable: equal costs keep their order
+        _run_parallel([(configs[r], out / r.folder) for r in todo], jobs, log)
+    return {run: read_json(out / run.folder / "summary.json") for run in runs}
+
+
+def check_same_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Raise ``ConfigError`` if the finished run in ``run_dir`` used another config than ``cfg``.
+
+    Skipping such a run would mix two recipes in one table.
+    """
+    saved = read_json(run_dir / "summary.json").get("config", {})
+    wanted = dataclasses.asdict(cfg)
+    diff = sorted(_differences(saved, wanted))
+    if diff:
+        key, old, new = diff[0]
+        more = f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""
+        raise ConfigError(
+            f"{run_dir} holds a finished run with {key}={old!r}, not {new!r}{more}; "
+            "choose another --out or remove that folder"
+        )
+
+
+def _differences(saved: Any, wanted: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        keys = list(dict.fromkeys([*wanted, *saved]))
+        return [d for k in keys for d in _differences(saved.get(k), wanted.get(k), f"{prefix}{k}.")]
+    return [] if saved == wanted else [(prefix.rstrip("."), saved, wanted)]
+
+
+def _run_parallel(work: list[tuple[RunConfig, Path]], jobs: int, log: Callable) -> None:
+    threads = max(1, torch.get_num_threads() // jobs)
+    log(
+        f"training {len(work)} runs, {jobs} at a time with {threads} thread(s) each; "
+        "progress goes to each run's train.log"
+    )
+    # "spawn": a forked child of a process whose thread pools already ran can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        futures = {pool.submit(_fit_logged, cfg, folder): folder for cfg, folder in work}
+        for future in as_completed(futures):
+            summary = future.result()  # re-raises a run's error here
+            train, test = summary["final"]["train_error"], summary["final"]["test_error"]
+            log(
+                f"{futures[future].name}: done in {summary['wall_s']:.0f} s, final training "
+                f"error {100 * train:.2f}%, test error {100 * test:.2f}%"
+            )
+
+
+def _fit_logged(cfg: RunConfig, folder: Path) -> dict:
+    """``fit`` with its progress lines in ``folder/train.log`` (runs side by side would
+    interleave them on the terminal)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "train.log", "a", encoding="utf-8") as f, redirect_stdout(f):
+        return fit(cfg, folder, resume=True)
