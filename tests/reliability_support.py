@@ -270,8 +270,10 @@ def start_cli(argv: Sequence[str], log: str | Path):
     """Start ``resnetlab ARGV`` in a child forked from a preloaded server; returns the Process."""
     import multiprocessing
 
+    from resnetlab.cli import COMMANDS
+
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload([*PRELOAD, *(f"resnetlab.cli.{name}" for name in COMMANDS)])
     proc = ctx.Process(target=_cli_child, args=(list(argv), str(log)), daemon=True)
     proc.start()
     return proc
