@@ -122,9 +122,7 @@ def plot_error_curves(
                 )
             ax.set_title(group)
             ax.set_xlabel(ITERATIONS_LABEL)
-            ax.legend(
-                handles=[*ax.get_legend_handles_labels()[0], *_train_test_keys()], loc="upper right"
-            )
+            ax.legend(handles=[*ax.get_legend_handles_labels()[0], *_train_test_keys()], loc="best")
         axes[0][0].set_ylabel("error (%)")
         axes[0][0].set_ylim(bottom=0)
         if title:

@@ -19,6 +19,7 @@ from resnetlab.errors import ConfigError, DataError
 from resnetlab.experiments.common import (
     curves_figure,
     data_defaults,
+    describe_recipe,
     finish,
     recipe_section,
     train_and_collect,
@@ -120,7 +121,8 @@ def run(
         report.section("Training curves", report.figure(curves, "Mean over seeds.")),
         recipe_section(recipe, runs[0]),
     ]
-    files = finish(out, TITLE, results, command, parts, extra={"parameters": params})
+    lead = [report.paragraph(describe_recipe(recipe, runs))]
+    files = finish(out, TITLE, results, command, parts, lead=lead, extra={"parameters": params})
     if results_md is not None:
         key = f"{cfg.data.name}, {_length(cfg)}"
         update_block(Path(results_md), f"cifar-table: {key}", markdown(rows, key, cfg, command))

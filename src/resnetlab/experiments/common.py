@@ -126,6 +126,21 @@ def results_section(results: Sequence[ModelResult]) -> str:
     )
 
 
+def describe_recipe(recipe: Recipe, runs: Sequence[Run]) -> str:
+    """One sentence: the data, the length, the optimiser and the seeds the runs used."""
+    cfg = config_for(recipe, runs[0])
+    size = f" at {cfg.data.image_size}x{cfg.data.image_size}" if cfg.data.image_size else ""
+    length = f"{cfg.iterations} iterations" if cfg.iterations else f"{cfg.epochs} epochs"
+    seeds = ", ".join(map(str, sorted({r.seed for r in runs})))
+    augment = "on" if cfg.data.augment else "off"
+    return (
+        f"Every run: {cfg.data.name}{size}, {length} of batch {cfg.batch_size}, SGD lr "
+        f"{cfg.optim.lr:g} (schedule {cfg.schedule.kind}), momentum {cfg.optim.momentum:g}, "
+        f"weight decay {cfg.optim.weight_decay:g}, augmentation {augment}, precision "
+        f"{cfg.precision}; seeds {seeds}. The full config is under Recipe below."
+    )
+
+
 def recipe_section(recipe: Recipe, run: Run) -> str:
     """The resolved config of one run (the others differ only in model and seed), as YAML."""
     cfg = dataclasses.asdict(config_for(recipe, run))

@@ -27,6 +27,7 @@ from resnetlab.experiments.common import (
     RESPONSE_BATCH,
     curves_figure,
     data_defaults,
+    describe_recipe,
     finish,
     grads_by_label,
     recipe_section,
@@ -165,6 +166,38 @@ def run(
     results = train_and_collect(runs, recipe, out, jobs, log)
     verdict = judge(results, depths)
 
+    parts, ratios = _figures(out, runs, depths, recipe)
+    what = f"Plain nets and ResNets (§4.2) of depth {', '.join(map(str, depths))}."
+    lead = [
+        report.paragraph(f"{what} {describe_recipe(recipe, runs)}"),
+        report.section("Verdict", *(report.paragraph(line) for line in verdict.lines)),
+    ]
+    extra = {"verdict": verdict.to_dict(), "gradient_first_to_last_ratio": ratios}
+    files = finish(out, TITLE, results, command, parts, lead=lead, extra=extra)
+    for line in verdict.lines:
+        log(line)
+    log(f"report: {files['report.html']}")
+    return {"results": results, "verdict": verdict, "files": files}
+
+
+def with_grad_norms(recipe: Recipe, probe: Run) -> Recipe:
+    """The recipe with gradient-norm records on (about ``GRAD_RECORDS`` per run) unless it
+    already asks for them; the heatmaps need them."""
+    cfg = config_for(recipe, probe)
+    if cfg.grad_norms_every > 0:
+        return recipe
+    every = max(1, (cfg.iterations or 10 * GRAD_RECORDS) // GRAD_RECORDS)
+    recipe = recipe.with_defaults(grad_norms_every=every)
+    if config_for(recipe, probe).grad_norms_every == 0:  # the user's --set turned them off
+        raise ConfigError("grad_norms_every must be positive: the gradient-flow figures need it")
+    return recipe
+
+
+def _figures(
+    out: Path, runs: Sequence[Run], depths: Sequence[int], recipe: Recipe
+) -> tuple[list[str], dict[str, float]]:
+    """Draw the curves, the gradient flow and the layer responses; return the report sections
+    and each model's first-to-last gradient ratio."""
     curves = curves_figure(
         out,
         runs,
@@ -185,7 +218,6 @@ def run(
     write_json(out / "responses.json", {k: v.to_dict() for k, v in responses.items()})
     response_fig = plot_responses(responses, out / "responses")[0]
     ratios = {label: first_to_last_ratio(g) for label, g in grads.items()}
-
     parts = [
         report.section(
             "Training curves (Figure 6)",
@@ -206,26 +238,7 @@ def run(
         ),
         recipe_section(recipe, runs[0]),
     ]
-    lead = [report.section("Verdict", *(report.paragraph(line) for line in verdict.lines))]
-    extra = {"verdict": verdict.to_dict(), "gradient_first_to_last_ratio": ratios}
-    files = finish(out, TITLE, results, command, parts, lead=lead, extra=extra)
-    for line in verdict.lines:
-        log(line)
-    log(f"report: {files['report.html']}")
-    return {"results": results, "verdict": verdict, "files": files}
-
-
-def with_grad_norms(recipe: Recipe, probe: Run) -> Recipe:
-    """The recipe with gradient-norm records on (about ``GRAD_RECORDS`` per run) unless it
-    already asks for them; the heatmaps need them."""
-    cfg = config_for(recipe, probe)
-    if cfg.grad_norms_every > 0:
-        return recipe
-    every = max(1, (cfg.iterations or 10 * GRAD_RECORDS) // GRAD_RECORDS)
-    recipe = recipe.with_defaults(grad_norms_every=every)
-    if config_for(recipe, probe).grad_norms_every == 0:  # the user's --set turned them off
-        raise ConfigError("grad_norms_every must be positive: the gradient-flow figures need it")
-    return recipe
+    return parts, ratios
 
 
 def _gradient_section(heatmaps: list[Path], profiles: Path, ratios: dict[str, float]) -> str:

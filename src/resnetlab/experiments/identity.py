@@ -30,7 +30,12 @@ from resnetlab.analysis.curves import Curves, load_curves, mean_curves
 from resnetlab.analysis.plots import plot_error_curves
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import degradation
-from resnetlab.experiments.common import finish, recipe_section, train_and_collect
+from resnetlab.experiments.common import (
+    describe_recipe,
+    finish,
+    recipe_section,
+    train_and_collect,
+)
 from resnetlab.experiments.results import ModelResult
 from resnetlab.experiments.runner import Recipe, Run, config_for
 from resnetlab.train.checkpoint import build_model, model_from_checkpoint, save_weights
@@ -137,7 +142,10 @@ def run(
         ),
         recipe_section(recipe, first[0]),
     ]
-    lead = [report.section("Verdict", *(report.paragraph(line) for line in lines))]
+    lead = [
+        report.paragraph(f"Phases 1 and 2 use one recipe. {describe_recipe(recipe, first)}"),
+        report.section("Verdict", *(report.paragraph(line) for line in lines)),
+    ]
     extra = {"holds": holds, "identical_at_start": identical, "lines": lines}
     files = finish(out, TITLE, results, command, parts, lead=lead, extra=extra)
     log(f"report: {files['report.html']}")

@@ -16,6 +16,7 @@ from resnetlab.errors import ConfigError
 from resnetlab.experiments.common import (
     curves_figure,
     data_defaults,
+    describe_recipe,
     finish,
     recipe_section,
     train_and_collect,
@@ -97,6 +98,7 @@ def run(
         report.section("Training curves", report.figure(curves, "Mean over seeds.")),
         recipe_section(recipe, runs[0]),
     ]
-    files = finish(out, TITLE, results, command, parts, extra={"parameters": params})
+    lead = [report.paragraph(describe_recipe(recipe, runs))]
+    files = finish(out, TITLE, results, command, parts, lead=lead, extra={"parameters": params})
     log(f"report: {files['report.html']}")
     return {"results": results, "params": params, "files": files}
