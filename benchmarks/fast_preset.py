@@ -15,8 +15,8 @@ Prints a Markdown block ready to paste into RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import resnetlab
+from resnetlab.bench.timing import describe_machine, machine_info
 from resnetlab.train import fit, load_config
 
 # Flips and 4-pixel shifts do not suit digits (a mirrored 2 is no 2): no augmentation in either arm.
@@ -43,7 +44,8 @@ def run(arm: str, size: int, seed: int, epochs: int, out: Path) -> dict:
         preset=preset,
         sets=[*COMMON, *sets, f"data.image_size={size}", f"seed={seed}", f"epochs={epochs}"],
     )
-    summary = fit(cfg, out)
+    with contextlib.redirect_stdout(sys.stderr):  # the run's log lines; stdout gets the table
+        summary = fit(cfg, out)
     curve = [
         (r["wall_s"], 1 - r["test_error"])
         for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
@@ -95,13 +97,11 @@ def _row(arm: str, size: int, results: list[dict], target: float) -> str:
 
 
 def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
-    cpu = platform.processor() or platform.machine()
     return "\n".join(
         [
             f"Command: `python benchmarks/fast_preset.py {' '.join(sys.argv[1:])}`".rstrip(),
-            f"Machine: {cpu}, {torch.get_num_threads()} torch threads; torch {torch.__version__}, "
-            f"resnetlab {resnetlab.__version__}, Python {platform.python_version()}. ResNet-20 "
-            f"on digits, {args.epochs} epochs at batch 64, no augmentation; seeds "
+            f"Machine: {describe_machine(machine_info())}; resnetlab {resnetlab.__version__}. "
+            f"ResNet-20 on digits, {args.epochs} epochs at batch 64, no augmentation; seeds "
             f"{' '.join(map(str, args.seeds))}, mean ± sd.",
             "",
             f"| arm | images | precision | final test accuracy | wall s | wall s to "
