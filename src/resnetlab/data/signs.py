@@ -17,6 +17,10 @@ from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats
 from resnetlab.errors import DataError
 
+# The official files hold 13 MB; a small damaged or crafted file may declare terabytes of
+# (unwritten, fill-value) data, which reading would allocate. Refuse arrays above this.
+MAX_BYTES = 1 << 30
+
 
 def load_signs(split: str, root: Path) -> ArrayDataset:
     """One split of SIGNS from ``root/{split}_signs.h5``.
@@ -45,7 +49,9 @@ def read_signs(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, tupl
             x = _dataset(f, path, f"{split}_set_x")
             y = _dataset(f, path, f"{split}_set_y")
             names = _dataset(f, path, "list_classes")
-    except OSError as err:
+    except DataError:
+        raise
+    except Exception as err:  # h5py raises OSError, RuntimeError, KeyError... on damaged files
         raise DataError(f"{path}: not a readable HDF5 file ({err})") from err
     if x.ndim != 4 or x.shape[3] != 3 or x.dtype != np.uint8:
         raise DataError(
@@ -72,6 +78,9 @@ def _dataset(f, path: Path, key: str) -> np.ndarray:
         raise DataError(f"{path}: missing key '{key}'")
     if not isinstance(f[key], h5py.Dataset):
         raise DataError(f"{path}: '{key}' is not an array")
+    size = f[key].size * f[key].dtype.itemsize
+    if size > MAX_BYTES:
+        raise DataError(f"{path}: '{key}' declares {size} bytes, over the limit of {MAX_BYTES}")
     return f[key][()]
 
 
