@@ -161,3 +161,21 @@ def test_results_json_is_plain_json(toy):
     out, _, _ = toy
     record = json.loads((out / "results.json").read_text())
     assert record["verdict"]["lines"] and set(record["gradient_first_to_last_ratio"]) == set(MODELS)
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_give_the_same_numbers(toy, tmp_path, capsys):
+    out, argv, _ = toy
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the toy run: each of the 2 jobs then gets 1 thread too
+    try:
+        text = _run([*argv[:-1], str(tmp_path), "--jobs", "2"], capsys)
+    finally:
+        torch.set_num_threads(threads)
+    assert "training 4 runs, 2 at a time with 1 thread(s) each" in text
+    for model in MODELS:
+        assert re.search(rf"^{model}-seed0: done in \d+ s, final training error", text, re.M)
+        log = (tmp_path / f"{model}-seed0" / "train.log").read_text()
+        assert "[eval]" in log  # the run's progress went to its own log, not the terminal
+        mine = read_json(tmp_path / f"{model}-seed0" / "summary.json")["final"]
+        assert mine == read_json(out / f"{model}-seed0" / "summary.json")["final"]

@@ -41,6 +41,10 @@ EXPERIMENTS = {
 }
 
 
+# Shown in the recorded command even at their defaults: they say what was trained on what.
+ALWAYS_SHOWN = ("depths", "depth", "options", "shallow", "deep", "data")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "experiment",
@@ -150,13 +154,15 @@ def seeds_from_args(args: argparse.Namespace) -> list[int]:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command that reproduces this experiment: every option that differs from its
-    default, in the parser's order."""
+    """The command that reproduces this experiment: the data, the models, and every other
+    option that differs from its default, in the parser's order."""
     parser: argparse.ArgumentParser = args.experiment_parser
     words = ["resnetlab", "experiment", args.experiment]
     for action in parser._actions:
         value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest == "help" or value == action.default:
+        if not action.option_strings or action.dest == "help":
+            continue
+        if value == action.default and action.dest not in ALWAYS_SHOWN:
             continue
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):

@@ -14,7 +14,7 @@ import json
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,8 +208,12 @@ def _run_parallel(work: list[tuple[RunConfig, Path]], jobs: int, log: Callable) 
 
 
 def _fit_logged(cfg: RunConfig, folder: Path) -> dict:
-    """``fit`` with its progress lines in ``folder/train.log`` (runs side by side would
-    interleave them on the terminal)."""
+    """``fit`` with its progress lines and warnings in ``folder/train.log`` (runs side by side
+    would interleave them, or their progress bars, on the terminal)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "train.log", "a", encoding="utf-8") as f, redirect_stdout(f):
+    with (
+        open(folder / "train.log", "a", encoding="utf-8") as f,
+        redirect_stdout(f),
+        redirect_stderr(f),
+    ):
         return fit(cfg, folder, resume=True)
