@@ -67,8 +67,10 @@ def _extract_to(archive: Path, staging: Path) -> list[str]:
                 problem = check_member(member)
                 if problem:
                     raise DataError(f"{archive}: refused member {member.name!r} ({problem})")
-                target = staging / member.name
-                top = PurePosixPath(member.name).parts[0]
+                parts = PurePosixPath(member.name).parts
+                if not parts:  # "." or "./": the archive's root, i.e. the target folder itself
+                    continue
+                target, top = staging / member.name, parts[0]
                 if top not in tops:
                     tops.append(top)
                 if member.isdir():
