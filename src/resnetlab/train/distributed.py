@@ -84,9 +84,11 @@ def barrier(world: World) -> None:
 
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
-    """Sum ``t`` over the ranks, in place (returned for chaining)."""
+    """Sum ``t`` over the ranks, in place (returned for chaining); ``t`` may live on the CPU."""
     if world.distributed:
-        dist.all_reduce(t)
+        on_backend = t.cuda() if dist.get_backend() == "nccl" else t  # NCCL sums GPU tensors only
+        dist.all_reduce(on_backend)
+        t.copy_(on_backend)
     return t
 
 

@@ -76,16 +76,10 @@ def train_one_epoch(run: Run) -> None:
         with autocast(run.precision, run.device):
             logits = model(images)  # (B, num_classes)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.optim.label_smoothing)
-        wrong = (logits.argmax(1) != labels).sum()
+        wrong, n = (logits.argmax(1) != labels).sum().item(), len(labels)
         # Loss sum, errors and images of the GLOBAL batch, before any weight changes.
-        batch = torch.stack(
-            [
-                loss.detach().double() * len(labels),
-                wrong.double(),
-                torch.tensor(len(labels), dtype=torch.float64, device=loss.device),
-            ]
-        )
-        stats = distributed.all_reduce_sum(batch.cpu(), run.world).tolist()
+        batch = torch.tensor([loss.item() * n, wrong, n], dtype=torch.float64)
+        stats = distributed.all_reduce_sum(batch, run.world).tolist()
         if not math.isfinite(stats[0]):
             raise _diverged(run, f"the loss is {stats[0] / stats[2]}", lr)
         run.optimizer.zero_grad(set_to_none=True)
