@@ -69,3 +69,24 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "--lr", "0.5"]) == 2
     err = capsys.readouterr().err
     assert err == "resnetlab: error: --resume continues a run with its own config; drop --lr\n"
+
+
+def test_resuming_a_finished_run_changes_no_record(tmp_path):
+    from resnetlab.train import fit, load_config
+
+    cfg = load_config(
+        sets=[
+            "model.name=cifar_resnet",
+            "model.overrides.depth=8",
+            "data.image_size=16",
+            "iterations=6",
+            "batch_size=16",
+            "log_every=2",
+            "eval_every=3",
+        ]
+    )
+    first = fit(cfg, tmp_path)
+    records = (tmp_path / "metrics.jsonl").read_text()
+    again = fit(cfg, tmp_path, resume=True)
+    assert (tmp_path / "metrics.jsonl").read_text() == records
+    assert again["final"] == first["final"] and again["best"] == first["best"]

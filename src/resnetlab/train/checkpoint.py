@@ -7,9 +7,10 @@ A checkpoint is a dict of plain types and tensors only, so loading one can never
      "data": {"name", "classes", "image_size", "channels", "mean", "std"},
      "config": asdict(RunConfig),
      "state": {"model", "optimizer", "schedule", "scaler"},
-     "progress": {"iteration", "epoch", "batch", "wall_s", "train_s"},
+     "progress": {"iteration", "epoch", "batch", "wall_s", "train_s", "images", "meter"},
      "rng": {"torch", "cuda", "numpy", "python"},
-     "best": {"metric", "value", "iteration"} or None}
+     "best": {"metric", "value", "iteration", ...} or None,
+     "last_eval": the latest eval record of metrics.jsonl, or None}
 
 A run folder keeps ``checkpoints/last.pt``, ``best.pt`` and the last K ``step-XXXXXXXX.pt``.
 """

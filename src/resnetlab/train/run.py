@@ -190,6 +190,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         },
         "rng": rng_state(),
         "best": run.best,
+        "last_eval": run.last_eval,
     }
 
 
@@ -243,7 +244,7 @@ def _restore(run: Run, ckpt: dict[str, Any]) -> None:
     run.scaler.load_state_dict(state["scaler"])
     run.iteration, run.epoch, run.batch = (progress[k] for k in ("iteration", "epoch", "batch"))
     run.wall_before, run.train_s = progress["wall_s"], progress["train_s"]
-    run.images, run.best = progress["images"], ckpt["best"]
+    run.images, run.best, run.last_eval = progress["images"], ckpt["best"], ckpt["last_eval"]
     run.meter.load_state_dict(progress["meter"])
     set_rng_state(ckpt["rng"])
 
