@@ -45,18 +45,23 @@ def train_step(
     *,
     precision: str,
     device: torch.device,
-) -> None:
-    """The step of ``resnetlab.train.loop.train_one_epoch``, without its logging and checks."""
+) -> tuple[float, int, int]:
+    """The step of ``resnetlab.train.loop.train_one_epoch``, without its logging and checks.
+
+    Returns:
+        The batch's loss sum, errors and size, read back every step as the loop reads them
+        (device syncs on a GPU, so they are part of what is timed).
+    """
     with autocast(precision, device):
         logits = model(images)  # (B, num_classes)
     loss = F.cross_entropy(logits.float(), labels)
-    wrong = (logits.argmax(1) != labels).sum()
-    # The loop reads the batch's loss and errors back every step (a device sync on a GPU).
-    torch.stack([loss.detach().double() * len(labels), wrong.double()]).cpu()
+    wrong, n = (logits.argmax(1) != labels).sum().item(), len(labels)
+    stats = (loss.item() * n, wrong, n)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
+    return stats
 
 
 def synthetic_dataset(
