@@ -2,7 +2,8 @@
 
 Each sub-command lives in a module of its own that defines ``register(subparsers)``; the list below
 is the one place that names them. A user error (``resnetlab.errors.UserError``, a bad option) is
-printed as one line with exit code 2; ``--debug`` shows the traceback instead.
+printed as one line with exit code 2, and so is an ``OSError`` (a path that cannot be read or
+written, a full disk); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def build_parser() -> ArgumentParser:
@@ -50,14 +51,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         if debug:
             raise
-        print(f"resnetlab: error: {err}", file=sys.stderr)
+        print(f"resnetlab: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `resnetlab summary ... | head`: the reader left; not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit flush quiet)
         return 0
+    except OSError as err:  # a path the user gave, or the disk, failed: name it in one line
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"resnetlab: error: {one_line(where + (err.strerror or str(err)))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("resnetlab: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks escaped (a file name may hold one): errors are one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _version() -> str:
