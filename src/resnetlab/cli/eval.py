@@ -61,6 +61,8 @@ def positive_int(text: str) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be at least 0; got {args.workers}")
     device = resolve_device(args.device)
     model, ckpt, path = load_trained(args.checkpoint, expect_model=args.model, device=device)
     ds = load_eval_split(
