@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reliability_support import one_error_line, require_command, run_cli, tiny_checkpoint
+from reliability_support import one_error_line, require_command, tiny_checkpoint
+from resnetlab.cli import main
 from resnetlab.errors import CheckpointError
 from resnetlab.train.checkpoint import (
     FORMAT,
@@ -58,7 +59,7 @@ CONTAINERS = ["zip", "legacy", "pickle", "nested"]
 LOADERS = ["load_checkpoint", "load_weights", "model_from_checkpoint"]
 # Hand-written protocol-0 opcodes (no Python class involved): GLOBAL os.system, REDUCE.
 OPCODES = b"cos\nsystem\n(S'touch %s'\ntR."
-CLI_COMMANDS = ["eval", "predict"]
+CLI_COMMANDS = ["eval", "predict", "export", "train --resume"]
 CASES = len(PAYLOADS) * len(CONTAINERS) * len(LOADERS) + len(LOADERS) + len(CLI_COMMANDS)
 
 
@@ -142,15 +143,22 @@ def _png(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", CLI_COMMANDS)
-def test_the_cli_refuses_a_payload_checkpoint_in_one_line(tmp_path, command):
-    require_command(command)
+def test_the_cli_refuses_a_payload_checkpoint_in_one_line(tmp_path, capsys, command):
+    require_command(command.split()[0])
     marker = tmp_path / "ran"
-    path = _write(tmp_path / "evil.pt", "nested", _payload("os.system", marker))
-    args = [command, str(path)]
+    if command == "train --resume":  # a run folder whose last checkpoint is the payload
+        (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+        path = tmp_path / "run" / "checkpoints" / "last.pt"
+        args = ["train", "--resume", str(tmp_path / "run")]
+    else:
+        path = tmp_path / "evil.pt"
+        args = [command, str(path)]
+    _write(path, "nested", _payload("os.system", marker))
     if command == "predict":
         args.append(str(_png(tmp_path / "x.png")))
-    result = run_cli(args)
-    assert result.returncode == 2
-    line = one_error_line(result.stderr)
-    assert "evil.pt: refused" in line
+    if command == "export":
+        args += ["--format", "torchscript", "--out", str(tmp_path / "m.pt")]
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{path.name}: refused" in line
     assert not marker.exists()
