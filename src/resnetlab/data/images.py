@@ -74,8 +74,10 @@ def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     Raises:
         DataError: naming the file and the problem.
     """
+    # Pillow warns above 89 M pixels while opening; our own, lower limit refuses such images.
+    quiet = warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning)
     try:
-        with Image.open(path, formats=["JPEG", "PNG"]) as img:
+        with quiet, Image.open(path, formats=["JPEG", "PNG"]) as img:
             w, h = img.size  # from the header; nothing is decoded yet
             if w * h > max_pixels:
                 raise DataError(
