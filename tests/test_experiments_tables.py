@@ -33,7 +33,8 @@ def test_paper_preset_scaled_to_a_short_run():
     recipe = fit_preset_to_length(Recipe("cifar-paper", values={"iterations": 640}), RUN)
     cfg = config_for(recipe, RUN)
     assert cfg.schedule.milestones == [320, 480]  # 32k and 48k of 64k
-    assert (cfg.eval_every, cfg.log_every, cfg.checkpoint_every) == (10, 1, 20)
+    # 1000 * 640 / 64000 = 10 iterations, but at most 16 evaluations: every 40
+    assert (cfg.eval_every, cfg.log_every, cfg.checkpoint_every) == (40, 1, 20)
     # what the user set stays as it is
     mine = Recipe("cifar-paper", sets=("schedule.milestones=[100]",), values={"iterations": 640})
     assert config_for(fit_preset_to_length(mine, RUN), RUN).schedule.milestones == [100]

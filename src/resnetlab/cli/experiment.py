@@ -14,6 +14,7 @@ from typing import Any
 
 from resnetlab.data import add_data_arguments
 from resnetlab.errors import ConfigError
+from resnetlab.experiments.runner import Recipe
 from resnetlab.train import PRESETS
 
 # name -> (module, default dataset, one line of help)
@@ -119,10 +120,10 @@ def _add_recipe_arguments(q: argparse.ArgumentParser, name: str, data: str) -> N
     runs.add_argument("--out", default=f"runs/{name}", metavar="DIR", help="the output folder")
 
 
-def recipe_from_args(args: argparse.Namespace, defaults: tuple[str | None, dict[str, Any]]):
+def recipe_from_args(
+    args: argparse.Namespace, defaults: tuple[str | None, dict[str, Any]]
+) -> Recipe:
     """The ``Recipe`` of the parsed options over the experiment's (preset, defaults)."""
-    from resnetlab.experiments.runner import Recipe
-
     preset, values_default = defaults
     flags = {
         "data.name": args.data,

@@ -25,6 +25,8 @@ from resnetlab.analysis.records import read_json
 from resnetlab.errors import ConfigError
 from resnetlab.train import PRESETS, RunConfig, fit, load_config
 
+MAX_SHORT_RUN_EVALS = 16  # evaluations of a run cut shorter than its preset (fit_preset_to_length)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -91,7 +93,8 @@ def fit_preset_to_length(recipe: Recipe, probe: Run) -> Recipe:
 
     With ``--preset cifar-paper --iterations 640`` the lr still drops at 50% and 75% of the run
     (32k and 48k of 64k in the paper), and evaluations, log lines and checkpoints keep their
-    share of it. Only values that still equal the preset's are scaled: ``--set`` wins.
+    share of it, except that a shorter run evaluates at most ``MAX_SHORT_RUN_EVALS`` times. Only
+    values that still equal the preset's are scaled: ``--set`` wins.
     """
     if recipe.preset is None:
         return recipe
@@ -108,6 +111,10 @@ def fit_preset_to_length(recipe: Recipe, probe: Run) -> Recipe:
     for key in ("eval_every", "log_every", "checkpoint_every"):
         if key in preset and getattr(cfg, key) == preset[key]:
             defaults[key] = max(1, round(preset[key] * scale))
+    if "eval_every" in defaults and scale < 1:
+        # A pass over the test set costs as much in a short run as in a long one: cap their
+        # number, or a 500-iteration CPU run would spend most of its time evaluating.
+        defaults["eval_every"] = max(defaults["eval_every"], length // MAX_SHORT_RUN_EVALS)
     return dataclasses.replace(recipe, defaults={**recipe.defaults, **defaults})
 
 
