@@ -55,7 +55,8 @@ def make_variant(
     if name == "eager":
         eager = model.eval()
         return lambda x: eager(x)
-    folded = fold_batchnorm(model, example).to(memory_format=torch.channels_last)
+    # One image finds the conv -> BN pairs; a whole batch would only hold more activations.
+    folded = fold_batchnorm(model, example[:1]).to(memory_format=torch.channels_last)
     if name == "folded":
         return lambda x: folded(x.contiguous(memory_format=torch.channels_last))
     if name == "onnxruntime":
