@@ -6,6 +6,7 @@ oversubscription of a 2-core machine) and a timeout, so that no test can hang.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,7 +50,6 @@ def train_until_killed(args: list[str], wait_for: Path, nproc: int = 1) -> None:
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill reaches torchrun's workers too
     )
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -58,8 +58,42 @@ def train_until_killed(args: list[str], wait_for: Path, nproc: int = 1) -> None:
             assert time.monotonic() < deadline, f"{wait_for} did not appear in {TIMEOUT_S} s"
             time.sleep(0.002)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # torchrun starts each worker in a session of its own: kill the whole tree by pid.
+        tree = [proc.pid, *descendants(proc.pid)]
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        _wait_until_dead(tree[1:])
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids of every process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # "pid (comm) S ppid"
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _wait_until_dead(pids: list[int]) -> None:
+    """Wait until each process is gone or a zombie (its files, and file locks, are closed)."""
+    deadline = time.monotonic() + 60
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        while time.monotonic() < deadline:
+            try:
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
 
 
 def checkpoint(run_dir: Path, name: str = "last.pt") -> dict:
