@@ -153,6 +153,21 @@ def test_plot_command_draws_the_runs(toy, tmp_path, capsys):
     )
     svg = (tmp_path / "both.svg").read_text()
     assert "plain14" in svg and "resnet14" in svg and "#6baed6" in svg  # resnet14's colour
+    _run(
+        [
+            "plot",
+            str(out / "plain8-seed0"),
+            str(out / "plain14-seed0"),
+            "--overlay",
+            "--out",
+            str(tmp_path / "one"),
+        ],
+        capsys,
+    )
+    assert (tmp_path / "one.png").stat().st_size > 1000
+    assert {"#fdae6b", "#fd8d3c"} <= set(
+        re.findall(r"#[0-9a-f]{6}", (tmp_path / "one.svg").read_text())
+    )  # plain8's, plain14's colour
     assert main(["plot", str(tmp_path)]) == 2
     assert "not a run folder (no metrics.jsonl)" in capsys.readouterr().err
 
