@@ -219,7 +219,7 @@ def _fit_logged(cfg: RunConfig, folder: Path) -> dict:
     would interleave them, or their progress bars, on the terminal)."""
     folder.mkdir(parents=True, exist_ok=True)
     with (
-        open(folder / "train.log", "a", encoding="utf-8") as f,
+        open(folder / "train.log", "a", encoding="utf-8", buffering=1) as f,  # line by line
         redirect_stdout(f),
         redirect_stderr(f),
     ):
