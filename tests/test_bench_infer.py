@@ -90,17 +90,16 @@ def test_bad_arguments_are_one_line_errors(args, message, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["compiled", "compiled-bf16"])
-def test_compiled_variants_compute_the_eager_function(name, tmp_path):
-    # torch.compile needs a C++ compiler and takes a minute on two cores the first time.
+def test_compiled_variant_computes_the_eager_function(tmp_path):
+    # torch.compile needs a C++ compiler and takes a minute on two cores the first time, so one
+    # compile here (fp32, the strict tolerance); the bench scripts check every form they time.
     model = create_model("resnet20").eval()
     x = torch.randn(2, 3, 32, 32)
-    fn = make_variant(name, model, x, tmp_path)
+    fn = make_variant("compiled", model, x, tmp_path)
     if isinstance(fn, str):
         pytest.skip(fn)
-    tol = infer.TOLERANCE.get(name, infer.FP32_TOLERANCE)
     with torch.inference_mode():
-        assert compare_outputs(fn(x), model(x))["max_rel_err"] <= tol
+        assert compare_outputs(fn(x), model(x))["max_rel_err"] <= infer.FP32_TOLERANCE
 
 
 @pytest.mark.gpu
