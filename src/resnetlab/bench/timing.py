@@ -18,6 +18,8 @@ from importlib import metadata
 
 import torch
 
+from resnetlab.machine import cpu_model
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -161,18 +163,6 @@ def peak_flops(device: str | torch.device = "cpu", n: int | None = None) -> dict
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
     return {"size": n, "flop_per_s": rates}
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def cpu_flags() -> set[str]:

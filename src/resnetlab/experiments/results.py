@@ -19,6 +19,7 @@ import torch
 
 from resnetlab.analysis.records import write_atomic, write_json
 from resnetlab.experiments.runner import Run
+from resnetlab.machine import cpu_model
 
 
 @dataclass(frozen=True)
@@ -147,18 +148,6 @@ def environment() -> dict[str, object]:
         "matplotlib": _version("matplotlib"),
         "resnetlab": _version("resnetlab"),
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def describe_environment(env: Mapping[str, object]) -> str:
