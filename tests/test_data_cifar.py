@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import resource
 import tarfile
 
 import numpy as np
@@ -222,3 +223,21 @@ def test_cifar100_fine_labels(tmp_path):
     assert train.labels.tolist() == expected and train.images.dtype == torch.uint8
     with pytest.raises(DataError, match=r"meta: md5 .* 7973b15100ade9c7d40fb424638fde48"):
         load_dataset("cifar100", root=tmp_path)
+
+
+def test_a_huge_memo_index_is_refused_before_the_unpickler_allocates_it(tmp_path):
+    # Protocol 2: the int 1, then LONG_BINPUT naming memo slot 175,726,962 (a 12 kB fuzzed batch
+    # did this); CPython's unpickler would grow its memo table to gigabytes to hold it.
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02K\x01r" + (175_726_962).to_bytes(4, "little") + b".")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match=r"data_batch_1: corrupt pickle \(memo index 175726962"):
+        safe_load(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
+
+
+def test_an_honest_memo_is_accepted(tmp_path):
+    path = tmp_path / "batches.meta"
+    value = {"label_names": ["a", "b"], "shared": [1, 2]}
+    path.write_bytes(pickle.dumps(value, protocol=2))
+    assert safe_load(path) == value

@@ -9,6 +9,7 @@ before it is imported.
 from __future__ import annotations
 
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,8 @@ def safe_load(path: str | Path) -> object:
     path = Path(path)
     try:
         with open(path, "rb") as f:
+            _check_memo_indices(f, path)
+            f.seek(0)
             return RestrictedUnpickler(f, path).load()
     except DataError:
         raise
@@ -69,3 +72,21 @@ def safe_load(path: str | Path) -> object:
         raise DataError(
             f"{path}: truncated or corrupt pickle ({type(err).__name__}: {err})"
         ) from err
+
+
+def _check_memo_indices(f, path: Path) -> None:
+    """Refuse memo indices beyond the opcodes read so far, before unpickling.
+
+    CPython's unpickler grows its memo table to the largest index a PUT names, so a 12 kB file
+    naming index 175,726,962 allocates gigabytes. A pickler numbers its memo entries from 0, one
+    per PUT, so an honest index never exceeds the number of opcodes before it. Malformed opcodes
+    end the scan; the unpickler then reports them as usual.
+    """
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(f)):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
+                raise DataError(f"{path}: corrupt pickle (memo index {arg} after {count} opcodes)")
+    except DataError:
+        raise
+    except Exception:  # malformed opcodes: the real load says what is wrong
+        return
