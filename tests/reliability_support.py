@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +77,27 @@ def read_cleanly(read: Callable[..., object], *args: object) -> object:
     with hang_guard(), contextlib.suppress(UserError):
         return read(*args)
     return None
+
+
+def fuzz_file(
+    read: Callable[[Path], object], path: Path, data: st.SearchStrategy[bytes], max_examples: int
+) -> None:
+    """Write each example of ``data`` to ``path`` and read it back with ``read``.
+
+    Every case must give a value or a clean error (``read_cleanly``), and the peak memory of the
+    whole run may grow by less than ``RSS_BOUND_MB``.
+    """
+    before = peak_rss_mb()
+
+    @fuzz(max_examples)
+    @given(data)
+    def case(content: bytes) -> None:
+        path.write_bytes(content)
+        read_cleanly(read, path)
+
+    case()
+    grown = peak_rss_mb() - before
+    assert grown < RSS_BOUND_MB, f"peak memory grew by {grown:.0f} MB"
 
 
 def peak_rss_mb() -> float:

@@ -20,10 +20,9 @@ from hypothesis import strategies as st
 from reliability_support import (
     FUZZ_MUTATED,
     FUZZ_RANDOM,
-    RSS_BOUND_MB,
     fuzz,
+    fuzz_file,
     mutations,
-    peak_rss_mb,
     random_bytes,
     read_cleanly,
     tiny_checkpoint,
@@ -160,16 +159,7 @@ def test_mutated_files_give_clean_errors(files, reader):
     key, suffix, read = READERS[reader]
     valid, focus = files[key]
     path = files["folder"] / f"mutated-{reader}{suffix}"
-    before = peak_rss_mb()
-
-    @fuzz(FUZZ_MUTATED)
-    @given(mutations(valid, focus))
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(read, path)
-
-    case()
-    assert peak_rss_mb() - before < RSS_BOUND_MB
+    fuzz_file(read, path, mutations(valid, focus), FUZZ_MUTATED)
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))
@@ -177,13 +167,7 @@ def test_random_bytes_give_clean_errors(files, reader):
     _, suffix, read = READERS[reader]
     path = files["folder"] / f"random-{reader}{suffix}"
 
-    @fuzz(FUZZ_RANDOM)
-    @given(random_bytes())
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(read, path)
-
-    case()
+    fuzz_file(read, path, random_bytes(), FUZZ_RANDOM)
 
 
 def _replace(ckpt: dict, field: tuple[str, ...], value, remove: bool) -> object:

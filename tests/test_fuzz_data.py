@@ -15,18 +15,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hypothesis import given
 
 from data_fixtures import cifar_batch, py2_pickle, write_cifar10
 from reliability_support import (
     FUZZ_MUTATED,
     FUZZ_RANDOM,
-    RSS_BOUND_MB,
-    fuzz,
+    fuzz_file,
     mutations,
-    peak_rss_mb,
     random_bytes,
-    read_cleanly,
 )
 from resnetlab.data.archive import safe_extract
 from resnetlab.data.cifar import SPECS, read_batches, read_class_names
@@ -128,16 +124,7 @@ def test_mutated_files_give_clean_errors(tmp_path, name):
     folder = tmp_path / "box"
     folder.mkdir()
     path, read = folder / filename, READERS[name](folder)
-    before = peak_rss_mb()
-
-    @fuzz(FUZZ_MUTATED)
-    @given(mutations(valid, focus))
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(read, path)
-
-    case()
-    assert peak_rss_mb() - before < RSS_BOUND_MB
+    fuzz_file(read, path, mutations(valid, focus), FUZZ_MUTATED)
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -148,10 +135,4 @@ def test_random_bytes_give_clean_errors(tmp_path, name):
     path, read = folder / filename, READERS[name](folder)
     signature = valid[:8]  # past the magic number, so the parser gets to the random part
 
-    @fuzz(FUZZ_RANDOM)
-    @given(random_bytes(2048).map(lambda b: signature + b))
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(read, path)
-
-    case()
+    fuzz_file(read, path, random_bytes(2048).map(lambda b: signature + b), FUZZ_RANDOM)

@@ -10,18 +10,14 @@ from __future__ import annotations
 import io
 
 import pytest
-from hypothesis import given
 from PIL import Image
 
 from reliability_support import (
     FUZZ_MUTATED,
     FUZZ_RANDOM,
-    RSS_BOUND_MB,
-    fuzz,
+    fuzz_file,
     mutations,
-    peak_rss_mb,
     random_bytes,
-    read_cleanly,
 )
 from resnetlab.data.images import decode_image
 from resnetlab.data.transforms import ImageNetRecipe, eval_view
@@ -60,16 +56,12 @@ def test_mutated_images_give_clean_errors(tmp_path, name):
     path = tmp_path / f"x.{fmt.lower()}"
     path.write_bytes(valid)
     _decode_and_view(path)  # the valid file reads
-    before = peak_rss_mb()
-
-    @fuzz(FUZZ_MUTATED)
-    @given(mutations(valid, [(0, header), (len(valid) - 32, len(valid))]))
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(_decode_and_view, path)
-
-    case()
-    assert peak_rss_mb() - before < RSS_BOUND_MB
+    fuzz_file(
+        _decode_and_view,
+        path,
+        mutations(valid, [(0, header), (len(valid) - 32, len(valid))]),
+        FUZZ_MUTATED,
+    )
 
 
 @pytest.mark.parametrize("suffix", ["png", "jpg"])
@@ -77,10 +69,4 @@ def test_random_bytes_give_clean_errors(tmp_path, suffix):
     path = tmp_path / f"random.{suffix}"
     signature = b"\x89PNG\r\n\x1a\n" if suffix == "png" else b"\xff\xd8\xff"
 
-    @fuzz(FUZZ_RANDOM)
-    @given(random_bytes(2048).map(lambda b: signature + b))
-    def case(data):
-        path.write_bytes(data)
-        read_cleanly(_decode_and_view, path)
-
-    case()
+    fuzz_file(_decode_and_view, path, random_bytes(2048).map(lambda b: signature + b), FUZZ_RANDOM)
