@@ -223,7 +223,8 @@ def tiny_checkpoint(in_channels: int = 1, image_size: int = 8) -> dict:
     """A complete resnetlab checkpoint of an untrained depth-8 CIFAR net (digits-like data)."""
     import torch
 
-    from resnetlab.train.checkpoint import FORMAT, build_model
+    from resnetlab.models import build_model
+    from resnetlab.train.checkpoint import FORMAT
 
     torch.manual_seed(0)
     model = build_model("cifar_resnet", 10, in_channels, {"depth": 8})

@@ -10,7 +10,8 @@ import pytest
 from resnetlab import DataError
 from resnetlab.analysis.curves import load_curves, mean_curves
 from resnetlab.analysis.gradients import first_to_last_ratio, load_grad_norms, pick_iterations
-from resnetlab.analysis.records import read_json, read_jsonl, write_atomic, write_json
+from resnetlab.analysis.records import read_json, read_jsonl, write_json
+from resnetlab.atomic import write_bytes
 
 
 def _write_lines(path, records, tail=""):
@@ -41,7 +42,7 @@ def test_read_jsonl_skips_a_cut_last_line_but_not_a_bad_middle_one(tmp_path):
 def test_write_atomic_leaves_no_temporary_file(tmp_path):
     path = write_json(tmp_path / "sub" / "r.json", {"x": [1, 2]})
     assert read_json(path) == {"x": [1, 2]}
-    write_atomic(path, b"{}")
+    write_bytes(path, b"{}")
     assert read_json(path) == {}
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from resnetlab.analysis import summarize
-from resnetlab.bench.train import make_train_step, synthetic_dataset
+from resnetlab.bench.train import make_train_step
 from resnetlab.cli import main
+from resnetlab.data import load_dataset
 from resnetlab.models import create_model
 from resnetlab.train.precision import native_bf16
 
@@ -65,10 +66,34 @@ def test_the_timed_step_trains_the_model():
     }
 
 
-def test_synthetic_dataset_has_the_models_shape_and_classes():
-    ds = synthetic_dataset("resnet50", 6, image_size=64)
-    assert ds.images.shape == (6, 3, 64, 64) and ds.images.dtype == torch.uint8
-    assert ds.info.num_classes == 1000 and int(ds.labels.max()) < 1000
+def test_synthetic_dataset_has_the_asked_shape_and_classes():
+    ds = load_dataset("synthetic", "train", image_size=64)
+    assert ds.images.shape == (1024, 3, 64, 64) and ds.images.dtype == torch.uint8
+    assert ds.info.num_classes == 10 and int(ds.labels.max()) < 10
+    again = load_dataset("synthetic", "train", image_size=64)
+    assert torch.equal(ds.images, again.images) and torch.equal(ds.labels, again.labels)
+
+
+def test_bench_train_takes_the_preset_and_sets_as_train_does(capsys):
+    argv = ["bench", "train", "--model", "resnet20", "--quick", "--json", "--preset", "fast"]
+    r = run_json([*argv, "--set", "channels_last=false"], capsys)
+    assert r["preset"] == "fast" and r["channels_last"] is False
+    setup = make_train_step("resnet20", preset="fast", batch_size=4)
+    assert setup.cfg.optim.nesterov and setup.cfg.optim.label_smoothing == 0.1
+    assert setup.cfg.batch_size == 4 and setup.cfg.schedule.kind == "onecycle"
+
+
+def test_the_timed_step_is_the_step_train_takes(monkeypatch):
+    import resnetlab.train.loop as loop
+
+    calls = []
+    real = loop.train_step
+    monkeypatch.setattr("resnetlab.bench.train.train_step", lambda *a: calls.append(a) or real(*a))
+    setup = make_train_step("resnet20", batch_size=4, precision="fp32")
+    setup.step()
+    run, images, labels = calls[0]
+    assert run.cfg is setup.cfg and images.shape == (4, 3, 32, 32) and len(labels) == 4
+    assert run.iteration == 1
 
 
 def test_bench_peak_quick_json(capsys):

@@ -11,20 +11,20 @@ import pytest
 import torch
 
 from resnetlab.errors import CheckpointError, ConfigError
-from resnetlab.models import create_model
+from resnetlab.models import build_model, check_input_size, create_model
 from resnetlab.train.checkpoint import (
     FORMAT,
-    build_model,
-    check_input_size,
     load_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from resnetlab.train.distributed import unwrap
+from resnetlab.train.weights import (
     load_torchvision_weights,
     load_weights,
     model_from_checkpoint,
-    rng_state,
     save_weights,
-    set_rng_state,
-    unwrap,
-    write_checkpoint,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from resnetlab.data import add_data_arguments, list_datasets, load_dataset
-from resnetlab.data.cli_args import data_kwargs
+from resnetlab.cli.options import add_data_arguments, data_kwargs
+from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.registry import resolve_root
 from resnetlab.data.stats import cached_stats
 from resnetlab.errors import ConfigError

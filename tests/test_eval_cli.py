@@ -12,7 +12,7 @@ from sklearn.metrics import confusion_matrix
 
 from eval_support import VAL_FRACTION, run_main, single_line, trained_run
 from resnetlab.data import load_dataset
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.train.weights import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from resnetlab.cli import build_parser, main
 from resnetlab.cli.experiment import command_line
 from resnetlab.experiments import degradation
 from resnetlab.experiments.results import ModelResult, collect, markdown_table, percent, spread
-from resnetlab.experiments.runner import Recipe, Run, check_same_config, config_for, is_finished
+from resnetlab.experiments.runner import Recipe, RunSpec, check_same_config, config_for, is_finished
 
 
 def test_recipe_precedence_preset_defaults_sets_values_run():
@@ -23,7 +23,7 @@ def test_recipe_precedence_preset_defaults_sets_values_run():
         sets=("batch_size=16", "optim.momentum=0.5"),
         values={"optim.momentum": 0.8},
     )
-    run = Run("plain8", 3, {"model.name": "cifar_plain", "model.overrides": {"depth": 8}})
+    run = RunSpec("plain8", 3, {"model.name": "cifar_plain", "model.overrides": {"depth": 8}})
     cfg = config_for(recipe, run)
     assert cfg.optim.lr == 0.05  # default over the preset's 0.2
     assert cfg.batch_size == 16  # --set over the default
@@ -37,12 +37,12 @@ def test_recipe_precedence_preset_defaults_sets_values_run():
 def test_with_defaults_and_run_folder():
     recipe = Recipe().with_defaults(data__image_size=8, iterations=5)
     assert recipe.defaults == {"data.image_size": 8, "iterations": 5}
-    assert Run("resnet56", 2).folder == "resnet56-seed2"
+    assert RunSpec("resnet56", 2).folder == "resnet56-seed2"
 
 
 def test_a_finished_run_with_another_config_is_refused(tmp_path):
     recipe = Recipe(defaults={"iterations": 5})
-    run = Run("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
+    run = RunSpec("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
     cfg = config_for(recipe, run)
     folder = tmp_path / run.folder
     folder.mkdir()
@@ -62,9 +62,9 @@ def _summary(train, test):
 
 def test_collect_groups_seeds_and_computes_mean_and_sample_std():
     summaries = {
-        Run("plain8", 0): _summary(0.10, 0.20),
-        Run("resnet8", 0): _summary(0.05, 0.10),
-        Run("plain8", 1): _summary(0.30, 0.40),
+        RunSpec("plain8", 0): _summary(0.10, 0.20),
+        RunSpec("resnet8", 0): _summary(0.05, 0.10),
+        RunSpec("plain8", 1): _summary(0.30, 0.40),
     }
     plain, resnet = collect(summaries)
     assert plain.label == "plain8" and plain.seeds == (0, 1)

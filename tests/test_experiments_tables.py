@@ -12,9 +12,9 @@ from resnetlab.analysis.records import read_json
 from resnetlab.cli import main
 from resnetlab.experiments.cifar_table import update_block
 from resnetlab.experiments.results import percent
-from resnetlab.experiments.runner import Recipe, Run, config_for, fit_preset_to_length
+from resnetlab.experiments.runner import Recipe, RunSpec, config_for, fit_preset_to_length
 
-RUN = Run("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
+RUN = RunSpec("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
 
 
 def _main(argv) -> str:

@@ -15,7 +15,7 @@ from PIL import Image
 from eval_support import run_main, single_line, trained_run
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.train.weights import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_server_needs_only_the_onnx_file_and_its_json(run, onnx_export):
     (logits,) = session.run([meta["output"]["name"]], {meta["input"]["name"]: batch})
 
     model, _ = model_from_checkpoint(run)
-    from resnetlab.export.preprocess import Preprocess
+    from resnetlab.evaluation.preprocess import Preprocess
 
     prep = Preprocess.for_data(torch.load(run / "checkpoints/last.pt", weights_only=True)["data"])
     with torch.no_grad():

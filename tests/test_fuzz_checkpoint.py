@@ -27,13 +27,9 @@ from reliability_support import (
     read_cleanly,
     tiny_checkpoint,
 )
-from resnetlab.export.preprocess import Preprocess
-from resnetlab.train.checkpoint import (
-    build_model,
-    load_weights,
-    model_from_checkpoint,
-    save_weights,
-)
+from resnetlab.evaluation.preprocess import Preprocess
+from resnetlab.models import build_model
+from resnetlab.train.weights import load_weights, model_from_checkpoint, save_weights
 
 FUZZ_FIELDS = 100  # valid pickles with one field replaced or removed
 

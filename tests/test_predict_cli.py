@@ -10,7 +10,7 @@ from PIL import Image
 
 from eval_support import run_main, single_line, trained_run
 from resnetlab.data import load_dataset
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.train.weights import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

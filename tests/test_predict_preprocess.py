@@ -1,4 +1,4 @@
-"""resnetlab.export.preprocess: one image file -> the tensor the network was trained on."""
+"""resnetlab.evaluation.preprocess: one image file -> the tensor the network was trained on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from resnetlab.errors import CheckpointError, DataError
-from resnetlab.export.preprocess import Preprocess
+from resnetlab.evaluation.preprocess import Preprocess
 
 GRAY = {"name": "digits", "image_size": [16, 16], "channels": 1, "mean": [0.2], "std": [0.3]}
 RGB = {

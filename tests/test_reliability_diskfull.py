@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from reliability_support import TRAIN_FAST, assert_intervals_complete
+from resnetlab import atomic as atomic_module
 from resnetlab.cli import main
-from resnetlab.train import checkpoint as checkpoint_module
 from resnetlab.train.checkpoint import load_checkpoint
 
 N, EVERY = 30, 10  # the fault hits the second checkpoint, at iteration 20
@@ -53,7 +53,7 @@ def _deny_second_save(monkeypatch, ckpts: Path) -> None:
             if os.geteuid() != 0:
                 ckpts.chmod(0o555)
             else:  # root ignores the mode bits: refuse the next file created in the folder
-                monkeypatch.setattr(checkpoint_module, "open", _refusing_open, raising=False)
+                monkeypatch.setattr(atomic_module, "open", _refusing_open, raising=False)
 
     def _refusing_open(path, mode="r", *args, **kwargs):
         if Path(path).parent == ckpts and "w" in mode:

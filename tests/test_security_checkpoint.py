@@ -22,13 +22,9 @@ import torch
 from reliability_support import one_error_line, require_command, tiny_checkpoint
 from resnetlab.cli import main
 from resnetlab.errors import CheckpointError
-from resnetlab.train.checkpoint import (
-    FORMAT,
-    build_model,
-    load_checkpoint,
-    load_weights,
-    model_from_checkpoint,
-)
+from resnetlab.models import build_model
+from resnetlab.train.checkpoint import FORMAT, load_checkpoint
+from resnetlab.train.weights import load_weights, model_from_checkpoint
 
 
 class _Call:

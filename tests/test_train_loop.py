@@ -10,9 +10,9 @@ import yaml
 
 from resnetlab.data import load_dataset, make_loader
 from resnetlab.train import config_from_dict, evaluate, fit, load_config, train_one_epoch
-from resnetlab.train.checkpoint import model_from_checkpoint
 from resnetlab.train.distributed import World
 from resnetlab.train.run import build_run
+from resnetlab.train.weights import model_from_checkpoint
 
 TINY = ["model.name=cifar_resnet", "model.overrides.depth=8", "data.name=digits",
         "data.image_size=16", "batch_size=16", "deterministic=true"]  # fmt: skip
@@ -79,7 +79,7 @@ def test_the_net_can_overfit_one_fixed_batch(tmp_path):
 def test_evaluate_equals_an_independent_computation():
     test = load_dataset("digits", "test", image_size=16)
     torch.manual_seed(3)
-    from resnetlab.train.checkpoint import build_model
+    from resnetlab.models import build_model
 
     model = build_model("cifar_resnet", 10, 1, {"depth": 8})
     with torch.no_grad():  # BN statistics that are not the identity

@@ -23,8 +23,8 @@ from matplotlib.ticker import MaxNLocator
 
 from resnetlab.analysis.curves import Curves
 from resnetlab.analysis.gradients import GradNorms
-from resnetlab.analysis.records import write_atomic
 from resnetlab.analysis.responses import LayerResponses
+from resnetlab.atomic import write_bytes
 
 # Light to dark with depth: ColorBrewer's Oranges/Reds for plain nets, Blues/Purples for ResNets.
 PLAIN_COLOURS = {
@@ -90,7 +90,7 @@ def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
         buffer = io.BytesIO()
         metadata = {"Date": None} if fmt == "svg" else {}  # no timestamp: reruns give equal files
         fig.savefig(buffer, format=fmt, bbox_inches="tight", metadata=metadata)
-        paths.append(write_atomic(stem.with_suffix(f".{fmt}"), buffer.getvalue()))
+        paths.append(write_bytes(stem.with_suffix(f".{fmt}"), buffer.getvalue()))
     return paths
 
 

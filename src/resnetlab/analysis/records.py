@@ -1,12 +1,12 @@
-"""Reading the records a run writes (JSON, JSON lines) and writing result files atomically."""
+"""Reading the records a run writes (JSON, JSON lines); writing JSON result files atomically."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from resnetlab.atomic import write_text
 from resnetlab.errors import DataError
 
 
@@ -50,27 +50,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file beside it: readers see all or nothing.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_json(path: str | Path, value: Any) -> Path:
     """``value`` as indented JSON, written atomically."""
-    return write_atomic(path, json.dumps(value, indent=2) + "\n")
+    return write_text(path, json.dumps(value, indent=2) + "\n")

@@ -12,7 +12,7 @@ import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from resnetlab.analysis.records import write_atomic
+from resnetlab.atomic import write_text
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -86,4 +86,4 @@ def write_report(path: str | Path, title: str, parts: Sequence[str]) -> Path:
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body><h1>{esc(title)}</h1>{''.join(parts)}</body></html>\n"
     )
-    return write_atomic(path, page)
+    return write_text(path, page)

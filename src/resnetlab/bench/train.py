@@ -1,18 +1,18 @@
 """Steady-state training throughput: images/s, memory, and the FLOP rate it implies.
 
-The step is the one ``resnetlab train`` runs: batches from the same loader (``make_loader``:
-device-resident, augmented on the device), the model built, placed and precision-handled by the
-same helpers (``resnetlab.train``), SGD with the configs' default hyper-parameters. Only the
-logging, evaluation and checkpoints around the step are left out.
+The step timed is ``resnetlab.train.loop.train_step``, the one ``resnetlab train`` takes, on a run
+built by ``build_run`` from a config resolved as ``train`` resolves it (preset < ``--config`` <
+``--set`` < flags): the same loader, model, optimizer, schedule, precision and running
+statistics. Only what happens between steps (records, evaluation, checkpoints) is left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.analysis import summarize
@@ -25,57 +25,53 @@ from resnetlab.bench.timing import (
     peak_rss_mib,
     time_windows,
 )
-from resnetlab.data import ArrayDataset, DatasetInfo, load_dataset, make_loader
+from resnetlab.data import DatasetInfo
 from resnetlab.errors import ConfigError
 from resnetlab.models import get_spec
-from resnetlab.train.checkpoint import build_model
-from resnetlab.train.config import OptimConfig
-from resnetlab.train.precision import autocast, make_scaler, resolve_device, resolve_precision
+from resnetlab.train.config import FLAGS, RunConfig, load_config
+from resnetlab.train.distributed import World, unwrap
+from resnetlab.train.loop import train_step
+from resnetlab.train.run import build_run
 
-SYNTHETIC_BATCHES = 16  # batches of random images held on the device; the loader cycles them
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# What bench train measures when neither --preset nor --config says otherwise: the paper's SGD
+# (the configs' defaults) at batch 128, bf16 where the device computes it natively, channels-last.
+BENCH_DEFAULTS = {"batch_size": 128, "precision": "auto", "channels_last": True}
+OPTION_DEFAULTS = {"data": "synthetic", "device": "cpu"}  # whatever the preset says
 
 
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+def bench_config(
+    model_name: str = "resnet20",
     *,
-    precision: str,
-    device: torch.device,
-) -> tuple[float, int, int]:
-    """The step of ``resnetlab.train.loop.train_one_epoch``, without its logging and checks.
+    preset: str | None = None,
+    config: str | None = None,
+    sets: Sequence[str] = (),
+    **options: Any,
+) -> RunConfig:
+    """The config of the run whose step is timed, resolved as ``resnetlab train`` resolves it.
 
-    Returns:
-        The batch's loss sum, errors and size, read back every step as the loop reads them
-        (device syncs on a GPU, so they are part of what is timed).
+    Args:
+        model_name: a registry name.
+        preset: a training preset; without one (and without ``config``) ``BENCH_DEFAULTS``
+            fill in what ``options`` leave open.
+        config: a YAML config file.
+        sets: ``"key=value"`` strings, as ``--set`` takes them.
+        **options: values of the command-line options named in ``train.config.FLAGS``
+            (``data="digits"``, ``batch_size=64``, ``channels_last=False``, ...); None = not
+            given. ``data`` and ``device`` default to ``OPTION_DEFAULTS``; synthetic images take
+            the model's own input size unless ``image_size`` is given.
     """
-    with autocast(precision, device):
-        logits = model(images)  # (B, num_classes)
-    loss = F.cross_entropy(logits.float(), labels)
-    wrong, n = (logits.argmax(1) != labels).sum().item(), len(labels)
-    stats = (loss.item() * n, wrong, n)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return stats
-
-
-def synthetic_dataset(
-    model_name: str, n: int, seed: int = 0, image_size: int | None = None
-) -> ArrayDataset:
-    """``n`` random uint8 images (the model's input size, or ``image_size`` square) and labels."""
-    spec = get_spec(model_name)
-    h, w = (image_size, image_size) if image_size else spec.input_size
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, spec.num_classes, (n,), generator=gen)
-    classes = tuple(str(k) for k in range(spec.num_classes))
-    info = DatasetInfo("synthetic", classes, (h, w), 3, (0.5,) * 3, (0.25,) * 3)
-    return ArrayDataset(images, labels, info)
+    unknown = sorted(set(options) - set(FLAGS))
+    if unknown:
+        raise TypeError(f"bench_config() got unexpected options {unknown}")
+    options = {**options, "model": model_name}
+    for key, default in OPTION_DEFAULTS.items():
+        options[key] = default if options.get(key) is None else options[key]
+    if options["data"] == "synthetic" and options.get("image_size") is None:
+        options["image_size"] = get_spec(model_name).input_size[0]
+    given = {FLAGS[k]: v for k, v in options.items() if v is not None}
+    defaults = BENCH_DEFAULTS if preset is None and config is None else None
+    return load_config(config, preset, sets, given, defaults=defaults)
 
 
 def endless(loader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -96,7 +92,8 @@ class TrainSetup:
         info: the data's description (image size, channels, classes).
         precision: the resolved precision (``auto`` made concrete).
         device: the device it runs on.
-        settings: the other arguments of ``make_train_step``, for the report.
+        settings: what the report names: data, batch size, channels-last, compile.
+        cfg: the whole resolved config.
     """
 
     step: Callable[[], None]
@@ -105,82 +102,48 @@ class TrainSetup:
     precision: str
     device: torch.device
     settings: dict
+    cfg: RunConfig
 
 
-def make_train_step(
-    model_name: str,
-    *,
-    data: str = "synthetic",
-    data_dir: str | None = None,
-    batch_size: int = 128,
-    precision: str = "auto",
-    channels_last: bool = True,
-    compile: bool = False,
-    device: str = "cpu",
-    image_size: int | None = None,
-    seed: int = 0,
-) -> TrainSetup:
-    """Build what ``resnetlab train`` builds for one run and return its step.
+def make_train_step(model_name: str = "resnet20", **options: Any) -> TrainSetup:
+    """Build the run ``resnetlab train`` would build (writing nothing) and return its step.
 
     Args:
         model_name: a registry name.
-        data: ``"synthetic"`` or an in-memory dataset name of ``resnetlab.data``.
-        data_dir: the dataset's folder (default: where ``load_dataset`` looks).
-        batch_size: images per step.
-        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (bf16 where native).
-        channels_last: NHWC model and batches.
-        compile: ``torch.compile`` the model.
-        device: ``cpu`` or ``cuda``.
-        image_size: side of synthetic images (default: the model's input size).
-        seed: seeds the weights, the data and its order.
+        **options: ``bench_config``'s keyword arguments (preset, config, sets, data,
+            batch_size, precision, ...).
+
+    Raises:
+        ConfigError: a bad option, or a dataset that is not held in memory (a folder).
     """
-    dev = resolve_device(device)
-    torch.manual_seed(seed)
-    if data == "synthetic":
-        ds = synthetic_dataset(model_name, batch_size * SYNTHETIC_BATCHES, seed, image_size)
-    else:
-        ds = load_dataset(data, "train", root=data_dir)
-    if not isinstance(ds, ArrayDataset):
-        raise ConfigError(f"--data {data}: bench train needs an in-memory dataset, not a folder")
-    loader = make_loader(
-        ds, batch_size, train=True, device=dev, seed=seed, channels_last=channels_last
-    )
-    if len(loader) == 0:
-        raise ConfigError(f"--batch-size {batch_size} exceeds the {len(ds)} images of {data}")
-    model = build_model(model_name, ds.info.num_classes, ds.info.channels, {}).to(dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    trained = torch.compile(model) if compile else model
-    precision = resolve_precision(precision, dev)
-    o = OptimConfig()  # the configs' defaults: the paper's SGD
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
-    )
-    scaler = make_scaler(precision, dev)
-    batches = endless(loader)
-    model.train()
+    cfg = bench_config(model_name, **options)
+    if cfg.data.name == "folder":
+        raise ConfigError("--data folder: bench train needs an in-memory dataset, not a folder")
+    run = build_run(cfg, None, World())
+    batches = endless(run.train_loader)
+    run.model.train()
 
     def step() -> None:
         images, labels = next(batches)
-        train_step(trained, optimizer, scaler, images, labels, precision=precision, device=dev)
+        train_step(run, images, labels)
 
     settings = {
-        "data": data,
-        "batch_size": batch_size,
-        "channels_last": channels_last,
-        "compile": compile,
+        "data": cfg.data.name,
+        "batch_size": cfg.batch_size,
+        "channels_last": cfg.channels_last,
+        "compile": cfg.compile,
     }
-    return TrainSetup(step, model, ds.info, precision, dev, settings)
+    return TrainSetup(step, unwrap(run.model), run.info, run.precision, run.device, settings, cfg)
 
 
 def bench_train(
-    model_name: str,
+    model_name: str = "resnet20",
     *,
     steps: int = 20,
     windows: int = 5,
     warmup: int = 5,
     peak_size: int | None = None,
-    **setup: object,
+    **options: Any,
 ) -> dict:
     """Time ``windows`` windows of ``steps`` training steps after ``warmup`` steps.
 
@@ -190,7 +153,8 @@ def bench_train(
         windows: timed windows; the median over them is reported.
         warmup: untimed steps first (compilation, allocator, oneDNN caches).
         peak_size: side of the matmul that measures the peak (default: ``matmul_flops``'s).
-        **setup: ``make_train_step``'s keyword arguments (data, batch_size, precision, ...).
+        **options: ``bench_config``'s keyword arguments (preset, config, sets, data,
+            batch_size, precision, ...).
 
     Returns:
         ``img_per_s`` (median over windows), ``img_per_s_stats``, ``step_ms``, the settings,
@@ -199,7 +163,7 @@ def bench_train(
         step's precision, measured in the same run), ``peak_fraction``, ``peak_rss_mib``,
         ``peak_gpu_mib`` and ``machine``.
     """
-    s = make_train_step(model_name, **setup)
+    s = make_train_step(model_name, **options)
     batch_size = s.settings["batch_size"]
     seconds = time_windows(s.step, warmup=warmup, windows=windows, iters=steps, device=s.device)
     rates = Stats.of([batch_size / t for t in seconds])
@@ -209,6 +173,7 @@ def bench_train(
     return {
         "model": model_name,
         **s.settings,
+        "preset": s.cfg.preset,
         "image_size": list(s.info.image_size),
         "precision": s.precision,
         "device": str(s.device),

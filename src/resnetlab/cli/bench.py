@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from resnetlab.cli.options import add_recipe_arguments
 from resnetlab.errors import ConfigError
-
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+from resnetlab.train.config import FLAGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,35 +15,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     modes = p.add_subparsers(dest="mode", metavar="MODE", parser_class=type(p))
     modes.required = True
 
-    t = modes.add_parser("train", help="steady-state training images/s, memory and FLOP rate")
-    t.add_argument("--model", default="resnet20", help="a registered model (default: resnet20)")
-    t.add_argument(
-        "--data",
-        default="synthetic",
-        metavar="NAME",
-        help="`synthetic` (random images of the model's input size) or a dataset name",
+    t = modes.add_parser(
+        "train",
+        help="steady-state training images/s, memory and FLOP rate",
+        description="Time the training step `resnetlab train` takes, on a run built from the "
+        "same config (--preset, --config, --set and the flags below, as train resolves them). "
+        "Without --preset or --config: batch 128, precision auto, channels-last, the paper's SGD.",
     )
-    t.add_argument("--data-dir", metavar="PATH", help="the dataset's folder")
-    t.add_argument("--batch-size", type=int, default=128, metavar="B", help="default: 128")
+    add_recipe_arguments(
+        t, data="synthetic", flags=("model", "image_size", "precision", "seed"), checked=False
+    )
+    t.set_defaults(model="resnet20", device="cpu")
     t.add_argument(
         "--steps", type=int, default=20, metavar="N", help="steps per timed window (default: 20)"
     )
     t.add_argument("--windows", type=int, default=5, metavar="W", help="timed windows (default: 5)")
     t.add_argument("--warmup", type=int, default=5, metavar="K", help="untimed steps (default: 5)")
     t.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bf16 where the device has native bf16, else fp32 (fp16 on older GPUs)",
-    )
-    t.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="NHWC model and batches (default: on)",
+        default=None,
+        help="NHWC model and batches (default: on, or the preset's)",
     )
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    _common(t)
+    t.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model (default: off, or the preset's)",
+    )
+    _common(t, device=False)
     t.set_defaults(func=run_train)
 
     i = modes.add_parser("infer", help="latency of eager, BN-folded, bf16, compiled, ONNX forms")
@@ -67,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=run_peak)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: cpu")
+def _common(p: argparse.ArgumentParser, device: bool = True) -> None:
+    if device:
+        p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: cpu")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -97,19 +98,18 @@ def run_train(args: argparse.Namespace) -> int:
     _not_negative(warmup=args.warmup)
     if args.quick:
         args.batch_size, args.steps, args.windows, args.warmup = 8, 2, 2, 1
+    options = {dest: getattr(args, dest) for dest in FLAGS if hasattr(args, dest)}
+    del options["model"]
     result = bench_train(
         args.model,
-        data=args.data,
-        data_dir=args.data_dir,
-        batch_size=args.batch_size,
         steps=args.steps,
         windows=args.windows,
         warmup=args.warmup,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        device=args.device,
         peak_size=256 if args.quick else None,
+        preset=args.preset,
+        config=args.config,
+        sets=args.sets,
+        **options,
     )
     print(json.dumps(result) if args.json else format_train(result))
     return 0

@@ -7,9 +7,9 @@ import json
 
 import torch
 
-from resnetlab.data import add_data_arguments, list_datasets, load_dataset
+from resnetlab.cli.options import add_data_arguments, data_kwargs
+from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.cifar import SPECS, locate
-from resnetlab.data.cli_args import data_kwargs
 from resnetlab.data.registry import get_entry, resolve_root
 from resnetlab.errors import ConfigError
 

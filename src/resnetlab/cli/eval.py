@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from resnetlab.data import add_data_arguments, list_datasets
+from resnetlab.cli.options import add_data_arguments
+from resnetlab.data import list_datasets
 from resnetlab.errors import ConfigError
 from resnetlab.evaluation.data import eval_loader, load_eval_split
 from resnetlab.evaluation.evaluate import evaluate_classifier

@@ -12,10 +12,9 @@ import importlib
 import shlex
 from typing import Any
 
-from resnetlab.data import add_data_arguments
+from resnetlab.cli.options import add_recipe_arguments, config_flags
 from resnetlab.errors import ConfigError
 from resnetlab.experiments.runner import Recipe
-from resnetlab.train import PRESETS
 
 # name -> (module, default dataset, one line of help)
 EXPERIMENTS = {
@@ -93,24 +92,7 @@ def _add_model_arguments(q: argparse.ArgumentParser, name: str) -> None:
 
 
 def _add_recipe_arguments(q: argparse.ArgumentParser, name: str, data: str) -> None:
-    add_data_arguments(q, default=data)
-    group = q.add_argument_group("recipe (defaults: the experiment's own, see its docs)")
-    group.add_argument("--image-size", type=int, metavar="N", help="side of the images (digits)")
-    group.add_argument("--preset", choices=sorted(PRESETS), help="start from a training preset")
-    length = group.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, metavar="E", help="run length in epochs")
-    length.add_argument("--iterations", type=int, metavar="N", help="run length in iterations")
-    group.add_argument("--batch-size", type=int, metavar="B", help="global batch size")
-    group.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
-    group.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    group.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any config key (e.g. optim.weight_decay=5e-4); repeatable",
-    )
+    add_recipe_arguments(q, data=data, flags=("image_size",), config_file=False)
     runs = q.add_argument_group("runs")
     runs.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per model (1)")
     runs.add_argument("--first-seed", type=int, default=0, metavar="K", help="seeds K..K+S-1")
@@ -125,24 +107,8 @@ def recipe_from_args(
 ) -> Recipe:
     """The ``Recipe`` of the parsed options over the experiment's (preset, defaults)."""
     preset, values_default = defaults
-    flags = {
-        "data.name": args.data,
-        "data.root": args.data_dir,
-        "data.image_size": args.image_size,
-        "epochs": args.epochs,
-        "iterations": args.iterations,
-        "batch_size": args.batch_size,
-        "optim.lr": args.lr,
-        "device": args.device,
-    }
-    values = {k: v for k, v in flags.items() if v is not None}
-    for key, given in (("data.download", args.download), ("data.strict", args.strict)):
-        if given:
-            values[key] = True
-    if not args.verify:
-        values["data.verify"] = False
     preset = args.preset if args.preset is not None else preset
-    return Recipe(preset, values_default, tuple(args.sets), values)
+    return Recipe(preset, values_default, tuple(args.sets), config_flags(args))
 
 
 def seeds_from_args(args: argparse.Namespace) -> list[int]:

@@ -7,7 +7,7 @@ import json
 
 from resnetlab.evaluation.loading import load_trained, resolve_device
 from resnetlab.evaluation.predict import predict_files
-from resnetlab.export.preprocess import Preprocess
+from resnetlab.evaluation.preprocess import Preprocess
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,29 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from resnetlab.data import add_data_arguments
+from resnetlab.cli.options import FLAGS, add_recipe_arguments, config_flags
 from resnetlab.errors import CheckpointError, ConfigError, UserError
-from resnetlab.train.config import PRECISIONS, config_from_dict, load_config
-from resnetlab.train.presets import PRESETS
-
-# Flags and the config keys they set (explicit flags beat the preset, the file and --set).
-FLAGS = {
-    "model": "model.name",
-    "data": "data.name",
-    "data_dir": "data.root",
-    "download": "data.download",
-    "verify": "data.verify",
-    "strict": "data.strict",
-    "image_size": "data.image_size",
-    "weights": "model.weights",
-    "epochs": "epochs",
-    "iterations": "iterations",
-    "batch_size": "batch_size",
-    "lr": "optim.lr",
-    "device": "device",
-    "precision": "precision",
-    "seed": "seed",
-}
+from resnetlab.train.config import config_from_dict, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,29 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "YAML, --set KEY=VALUE, the flags below. The run folder gets config.yaml, "
         "metrics.jsonl/.csv, checkpoints/ and summary.json.",
     )
-    p.add_argument("--model", metavar="NAME", help="a registered model (default: resnet20)")
-    add_data_arguments(p)
-    # None = not given, so that the preset, the file and --set decide.
-    p.set_defaults(data=None, download=None, verify=None, strict=None)
-    p.add_argument("--image-size", type=int, metavar="N", help="image side (digits, folder)")
-    p.add_argument("--weights", metavar="PATH", help="start from these weights (.pt/.safetensors)")
-    p.add_argument("--config", metavar="YAML", help="a config file (see README 'Training')")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set any config key, e.g. --set optim.nesterov=true (repeatable)",
-    )
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, metavar="N", help="train for N epochs")
-    length.add_argument("--iterations", type=int, metavar="N", help="train for N steps")
-    p.add_argument("--batch-size", type=int, metavar="N", help="global batch size")
-    p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
-    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--precision", choices=PRECISIONS, help="numeric precision")
-    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    add_recipe_arguments(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.set_defaults(func=run_train)
@@ -79,8 +37,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         summary = _fit(_resume_config(args, out), out, resume=True)
     else:
-        flags = {FLAGS[k]: v for k, v in vars(args).items() if k in FLAGS and v is not None}
-        cfg = load_config(args.config, args.preset, args.set, flags)
+        cfg = load_config(args.config, args.preset, args.sets, config_flags(args))
         if args.out is None and world.distributed:
             raise ConfigError("a distributed run needs --out DIR (the same for every process)")
         out = Path(
@@ -119,7 +76,7 @@ def _resume_config(args: argparse.Namespace, out: Path):
         for k, v in vars(args).items()
         if (k in FLAGS or k in ("config", "preset", "out")) and v is not None
     ]
-    given += ["--set"] if args.set else []
+    given += ["--set"] if args.sets else []
     if given:
         raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
     if not out.is_dir():

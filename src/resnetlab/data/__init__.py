@@ -6,7 +6,6 @@ a ``FolderDataset`` that ``FolderLoader`` decodes in DataLoader workers with the
 """
 
 from resnetlab.data.array import ArrayDataset
-from resnetlab.data.cli_args import add_data_arguments
 from resnetlab.data.folder import FolderDataset
 from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.info import DatasetInfo
@@ -23,7 +22,6 @@ __all__ = [
     "FolderLoader",
     "ImageNetRecipe",
     "Loader",
-    "add_data_arguments",
     "list_datasets",
     "load_dataset",
     "make_loader",

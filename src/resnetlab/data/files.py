@@ -1,13 +1,11 @@
-"""File helpers: atomic writes, checksums, fingerprints and the cache folder."""
+"""File helpers: checksums, fingerprints and the cache folder."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 from resnetlab.errors import DataError
 
@@ -20,31 +18,6 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("RESNETLAB_CACHE") or Path.home() / ".cache" / "resnetlab")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` so that readers see either the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
-    temporary file then replaces ``path`` in one ``os.replace``.
-
-    Args:
-        path: the file to write.
-        write: called with the open temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -70,9 +43,3 @@ def fingerprint(paths: Iterable[str | Path]) -> str:
             raise DataError(f"{p}: file not found") from None
         digest.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -19,7 +19,7 @@ from resnetlab.data.images import report_bad, warn_skipped
 from resnetlab.data.sampling import (
     AUGMENT_STREAM,
     batch_slices,
-    check_rank,
+    check_shard,
     epoch_indices,
     generator,
 )
@@ -30,7 +30,6 @@ from resnetlab.data.transforms import (
     to_uint8_tensor,
     train_view,
 )
-from resnetlab.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -69,9 +68,7 @@ class FolderLoader:
         augment: bool | None = None,
         ten_crop: bool = False,
     ):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
-        check_rank(rank, world_size)
+        check_shard(batch_size, rank, world_size)
         self.ds = ds
         self.info = ds.info
         self.batch_size = batch_size

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from resnetlab.atomic import atomic_write
 from resnetlab.data.array import ArrayDataset
-from resnetlab.data.files import atomic_write, cache_dir, fingerprint
+from resnetlab.data.files import cache_dir, fingerprint
 from resnetlab.data.images import decode_array, report_bad, scan_folder, warn_skipped
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats

@@ -16,8 +16,10 @@ import torch
 
 from resnetlab.data.array import ArrayDataset
 from resnetlab.data.augment import Normalize, crop_flip, draw_crop_flip
+from resnetlab.data.folder import FolderDataset
+from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.info import DatasetInfo
-from resnetlab.data.sampling import batch_slices, check_rank, epoch_indices
+from resnetlab.data.sampling import batch_slices, check_shard, epoch_indices
 from resnetlab.errors import ConfigError
 
 CIFAR_PAD = 4  # §4.2: "4 pixels are padded on each side"
@@ -65,9 +67,7 @@ class DeviceLoader:
         augment: bool | None = None,
         pad: int = CIFAR_PAD,
     ):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
-        check_rank(rank, world_size)
+        check_shard(batch_size, rank, world_size)
         self.info = ds.info
         self.batch_size = batch_size
         self.train = train
@@ -146,34 +146,19 @@ def make_loader(
         channels_last: yield channels-last batches.
         augment: random crop and flip; defaults to ``train``.
     """
+    common = {
+        "train": train,
+        "device": device,
+        "seed": seed,
+        "rank": rank,
+        "world_size": world_size,
+        "channels_last": channels_last,
+        "augment": augment,
+    }
     if isinstance(ds, ArrayDataset):
-        return DeviceLoader(
-            ds,
-            batch_size,
-            train=train,
-            device=device,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-            channels_last=channels_last,
-            augment=augment,
-        )
-    from resnetlab.data.folder import FolderDataset
-    from resnetlab.data.folder_loader import FolderLoader
-
+        return DeviceLoader(ds, batch_size, **common)
     if isinstance(ds, FolderDataset):
-        return FolderLoader(
-            ds,
-            batch_size,
-            train=train,
-            device=device,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-            workers=workers,
-            channels_last=channels_last,
-            augment=augment,
-        )
+        return FolderLoader(ds, batch_size, workers=workers, **common)
     raise ConfigError(
         f"make_loader needs an ArrayDataset or a FolderDataset; got {type(ds).__name__}"
     )

@@ -6,7 +6,7 @@ Where a dataset's files are looked for, first match wins:
 2. ``$RESNETLAB_DATA/<folder>``, with the folder named in the table below;
 3. ``./data/<folder>``.
 
-``digits`` needs no files; ``folder`` always needs ``--data-dir``.
+``digits`` and ``synthetic`` need no files; ``folder`` always needs ``--data-dir``.
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ def _cifar10_jpeg(split, root, *, download, verify, strict, image_size):
     return load_image_array("cifar10-jpeg", split, root, strict=strict)
 
 
+def _synthetic(split, root, *, download, verify, strict, image_size):
+    from resnetlab.data.synthetic import load_synthetic
+
+    return load_synthetic(split, image_size)
+
+
 def _folder(split, root, *, download, verify, strict, image_size):
     from resnetlab.data.folder import load_folder
 
@@ -86,6 +92,9 @@ _DATASETS = {
         ),
         DatasetEntry("signs", "signs", "deeplearning.ai SIGNS hand signs (HDF5)", _signs),
         DatasetEntry("folder", None, "class subfolders of JPEG/PNG (ImageNet layout)", _folder),
+        DatasetEntry(
+            "synthetic", "", "random images and labels; no files (smoke runs)", _synthetic
+        ),
     ]
 }
 
@@ -133,10 +142,12 @@ def load_dataset(
         download: fetch the official archive when it is missing (CIFAR only).
         verify: check official md5 checksums where they are known.
         strict: make undecodable image files fatal instead of skipped with a warning.
-        image_size: image side for ``digits`` (default 32) and the crop of ``folder`` (224).
+        image_size: image side for ``digits`` and ``synthetic`` (default 32) and the crop of
+            ``folder`` (224).
 
     Returns:
-        An ``ArrayDataset`` (digits, CIFAR, SIGNS, cifar10-jpeg) or a ``FolderDataset``.
+        An ``ArrayDataset`` (digits, synthetic, CIFAR, SIGNS, cifar10-jpeg) or a
+        ``FolderDataset``.
 
     Raises:
         ConfigError: an unknown name or split, or a missing ``--data-dir``.

@@ -27,6 +27,13 @@ def generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, epoch, stream))
 
 
+def check_shard(batch_size: int, rank: int, world_size: int) -> None:
+    """Raise ``ConfigError`` unless a loader's batch size is positive and its rank in range."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
+    check_rank(rank, world_size)
+
+
 def check_rank(rank: int, world_size: int) -> None:
     """Raise ``ConfigError`` unless ``0 <= rank < world_size``."""
     if world_size < 1 or not 0 <= rank < world_size:

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from resnetlab.data.files import atomic_write, cache_dir
+from resnetlab.atomic import atomic_write
+from resnetlab.data.files import cache_dir
 
 STATS_FILE = "stats.json"
 

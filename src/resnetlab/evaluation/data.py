@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from resnetlab.data import ArrayDataset, Loader, load_dataset, make_loader, train_val_split
+from resnetlab.data import (
+    ArrayDataset,
+    FolderLoader,
+    Loader,
+    load_dataset,
+    make_loader,
+    train_val_split,
+)
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.train.run import VAL_SPLIT_SEED
 
@@ -86,8 +93,6 @@ def eval_loader(
             f"--ten-crop needs folder data (--data folder); {ds.info.name} images are the "
             "network's input size already"
         )
-    from resnetlab.data.folder_loader import FolderLoader
-
     return FolderLoader(ds, batch_size, train=False, device=device, workers=workers, ten_crop=True)
 
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from resnetlab.errors import CheckpointError, ConfigError
-from resnetlab.train.checkpoint import model_from_checkpoint, resolve_checkpoint
+from resnetlab.train.checkpoint import resolve_checkpoint
+from resnetlab.train.weights import model_from_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ConfigError
-from resnetlab.export.preprocess import Preprocess
+from resnetlab.evaluation.preprocess import Preprocess
 
 BATCH = 32  # images decoded and run together; bounds memory for long file lists
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resnetlab.data.files import atomic_write
+from resnetlab.atomic import atomic_write
 from resnetlab.evaluation.metrics import EvalResult
 
 ANNOTATE_MAX = 20  # write the counts into the cells up to this many classes

@@ -14,8 +14,8 @@ from datetime import date
 from pathlib import Path
 
 from resnetlab.analysis import report
-from resnetlab.analysis.records import write_atomic
-from resnetlab.errors import ConfigError, DataError
+from resnetlab.atomic import write_text
+from resnetlab.errors import DataError
 from resnetlab.experiments.common import (
     curves_figure,
     data_defaults,
@@ -30,8 +30,14 @@ from resnetlab.experiments.results import (
     environment,
     percent,
 )
-from resnetlab.experiments.runner import Recipe, Run, config_for, fit_preset_to_length
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.experiments.runner import (
+    Recipe,
+    RunSpec,
+    cifar_runs,
+    config_for,
+    fit_preset_to_length,
+)
+from resnetlab.train.weights import model_from_checkpoint
 
 TITLE = "CIFAR ResNets by depth (Table 6)"
 # Table 6: test error (%) of the ResNets on CIFAR-10 (110: best of 5 runs; mean 6.61 ± 0.16).
@@ -55,23 +61,9 @@ HEADER = (
 )
 
 
-def plan(depths: Sequence[int], seeds: Sequence[int], plain: bool = False) -> list[Run]:
+def plan(depths: Sequence[int], seeds: Sequence[int], plain: bool = False) -> list[RunSpec]:
     """ResNets (and plain nets) of each depth, shallow to deep, every seed."""
-    for d in depths:
-        if d < 8 or (d - 2) % 6:
-            raise ConfigError(f"--depths: {d} is not 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...)")
-    kinds = ("resnet", "plain") if plain else ("resnet",)
-    return [
-        Run(
-            f"{kind}{d}",
-            seed,
-            {"model.name": f"cifar_{kind}", "model.overrides": {"depth": d}},
-            cost=d,
-        )
-        for kind in kinds
-        for d in sorted(set(depths))
-        for seed in seeds
-    ]
+    return cifar_runs(("resnet", "plain") if plain else ("resnet",), depths, seeds)
 
 
 def run(
@@ -182,7 +174,7 @@ def update_block(path: Path, name: str, body: str) -> None:
         text = head + block + tail
     else:
         text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + block + "\n"
-    write_atomic(path, text)
+    write_text(path, text)
 
 
 def _length(cfg) -> str:

@@ -19,6 +19,7 @@ from resnetlab.analysis.curves import Curves, load_curves, mean_curves
 from resnetlab.analysis.gradients import GradNorms, load_grad_norms
 from resnetlab.analysis.plots import plot_error_curves
 from resnetlab.analysis.responses import LayerResponses, layer_responses
+from resnetlab.data import load_dataset, make_loader
 from resnetlab.experiments.results import (
     TABLE_HEADER,
     ModelResult,
@@ -28,8 +29,8 @@ from resnetlab.experiments.results import (
     text_table,
     write_results,
 )
-from resnetlab.experiments.runner import Recipe, Run, config_for, run_all
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.experiments.runner import Recipe, RunSpec, config_for, run_all
+from resnetlab.train.weights import model_from_checkpoint
 
 RESPONSE_BATCH = 256  # test images in the fixed batch that layer responses are measured on
 
@@ -40,15 +41,15 @@ def data_defaults(data: str) -> dict[str, object]:
     return {"data.augment": False} if data == "digits" else {}
 
 
-def by_label(runs: Sequence[Run]) -> dict[str, list[Run]]:
+def by_label(runs: Sequence[RunSpec]) -> dict[str, list[RunSpec]]:
     """The runs grouped by model label, labels in first-seen order."""
-    groups: dict[str, list[Run]] = {}
+    groups: dict[str, list[RunSpec]] = {}
     for run in runs:
         groups.setdefault(run.label, []).append(run)
     return groups
 
 
-def curves_by_label(out: Path, runs: Sequence[Run]) -> dict[str, Curves]:
+def curves_by_label(out: Path, runs: Sequence[RunSpec]) -> dict[str, Curves]:
     """Each model's error curves, averaged over its seeds."""
     return {
         label: mean_curves([load_curves(out / r.folder) for r in group])
@@ -56,7 +57,7 @@ def curves_by_label(out: Path, runs: Sequence[Run]) -> dict[str, Curves]:
     }
 
 
-def grads_by_label(out: Path, runs: Sequence[Run]) -> dict[str, GradNorms]:
+def grads_by_label(out: Path, runs: Sequence[RunSpec]) -> dict[str, GradNorms]:
     """Each model's weight-gradient norms, the mean over its seeds at each recorded iteration."""
     result = {}
     for label, group in by_label(runs).items():
@@ -67,14 +68,14 @@ def grads_by_label(out: Path, runs: Sequence[Run]) -> dict[str, GradNorms]:
     return result
 
 
-def responses_by_label(out: Path, runs: Sequence[Run], recipe: Recipe) -> dict[str, LayerResponses]:
+def responses_by_label(
+    out: Path, runs: Sequence[RunSpec], recipe: Recipe
+) -> dict[str, LayerResponses]:
     """Each trained model's layer responses (Figure 7) on the first test images, mean over seeds.
 
     The batch is the first ``RESPONSE_BATCH`` images of the test split in file order, normalised
     as in training, so every model sees the same images.
     """
-    from resnetlab.data import load_dataset, make_loader
-
     images = None
     result = {}
     for label, group in by_label(runs).items():
@@ -95,7 +96,7 @@ def responses_by_label(out: Path, runs: Sequence[Run], recipe: Recipe) -> dict[s
 
 
 def train_and_collect(
-    runs: Sequence[Run], recipe: Recipe, out: Path, jobs: int, log: Callable[[str], None]
+    runs: Sequence[RunSpec], recipe: Recipe, out: Path, jobs: int, log: Callable[[str], None]
 ) -> list[ModelResult]:
     """Train what is not finished, gather the final errors per model and print them."""
     results = collect(run_all(runs, recipe, out, jobs=jobs, log=log))
@@ -104,7 +105,7 @@ def train_and_collect(
 
 
 def curves_figure(
-    out: Path, runs: Sequence[Run], groups: Mapping[str, Sequence[str]], title: str
+    out: Path, runs: Sequence[RunSpec], groups: Mapping[str, Sequence[str]], title: str
 ) -> list[Path]:
     """Figure-6-style curves: one panel per group of labels; returns the PNG and SVG paths."""
     curves = curves_by_label(out, runs)
@@ -126,7 +127,7 @@ def results_section(results: Sequence[ModelResult]) -> str:
     )
 
 
-def describe_recipe(recipe: Recipe, runs: Sequence[Run]) -> str:
+def describe_recipe(recipe: Recipe, runs: Sequence[RunSpec]) -> str:
     """One sentence: the data, the length, the optimiser and the seeds the runs used."""
     cfg = config_for(recipe, runs[0])
     size = f" at {cfg.data.image_size}x{cfg.data.image_size}" if cfg.data.image_size else ""
@@ -141,7 +142,7 @@ def describe_recipe(recipe: Recipe, runs: Sequence[Run]) -> str:
     )
 
 
-def recipe_section(recipe: Recipe, run: Run) -> str:
+def recipe_section(recipe: Recipe, run: RunSpec) -> str:
     """The resolved config of one run (the others differ only in model and seed), as YAML."""
     cfg = dataclasses.asdict(config_for(recipe, run))
     return report.section(

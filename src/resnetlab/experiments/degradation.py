@@ -35,7 +35,7 @@ from resnetlab.experiments.common import (
     train_and_collect,
 )
 from resnetlab.experiments.results import ModelResult
-from resnetlab.experiments.runner import Recipe, Run, config_for
+from resnetlab.experiments.runner import Recipe, RunSpec, cifar_depths, cifar_runs, config_for
 
 TITLE = "Degradation: plain nets vs ResNets of equal depth"
 GRAD_RECORDS = 100  # gradient-norm records per run when the recipe does not say
@@ -71,29 +71,9 @@ def defaults(data: str) -> tuple[str | None, dict]:
     return None, values
 
 
-def check_depths(depths: Sequence[int]) -> list[int]:
-    """The depths, sorted and unique; each must be 6n+2 (the CIFAR nets of §4.2)."""
-    for d in depths:
-        if d < 8 or (d - 2) % 6:
-            raise ConfigError(f"--depths: {d} is not 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, ...)")
-    if not depths:
-        raise ConfigError("--depths needs at least one depth")
-    return sorted(set(depths))
-
-
-def plan(depths: Sequence[int], seeds: Sequence[int]) -> list[Run]:
+def plan(depths: Sequence[int], seeds: Sequence[int]) -> list[RunSpec]:
     """The runs: plain nets first, then ResNets; shallow to deep; every seed of each."""
-    return [
-        Run(
-            f"{kind}{depth}",
-            seed,
-            {"model.name": f"cifar_{kind}", "model.overrides": {"depth": depth}},
-            cost=depth,
-        )
-        for kind in ("plain", "resnet")
-        for depth in check_depths(depths)
-        for seed in seeds
-    ]
+    return cifar_runs(("plain", "resnet"), depths, seeds)
 
 
 @dataclass(frozen=True)
@@ -160,7 +140,7 @@ def run(
     Returns:
         ``{"results": [ModelResult], "verdict": Verdict, "files": {name: path}}``.
     """
-    out, depths = Path(out), check_depths(depths)
+    out, depths = Path(out), cifar_depths(depths)
     runs = plan(depths, seeds)
     recipe = with_grad_norms(recipe, runs[0])
     results = train_and_collect(runs, recipe, out, jobs, log)
@@ -180,7 +160,7 @@ def run(
     return {"results": results, "verdict": verdict, "files": files}
 
 
-def with_grad_norms(recipe: Recipe, probe: Run) -> Recipe:
+def with_grad_norms(recipe: Recipe, probe: RunSpec) -> Recipe:
     """The recipe with gradient-norm records on (about ``GRAD_RECORDS`` per run) unless it
     already asks for them; the heatmaps need them."""
     cfg = config_for(recipe, probe)
@@ -194,7 +174,7 @@ def with_grad_norms(recipe: Recipe, probe: Run) -> Recipe:
 
 
 def _figures(
-    out: Path, runs: Sequence[Run], depths: Sequence[int], recipe: Recipe
+    out: Path, runs: Sequence[RunSpec], depths: Sequence[int], recipe: Recipe
 ) -> tuple[list[str], dict[str, float]]:
     """Draw the curves, the gradient flow and the layer responses; return the report sections
     and each model's first-to-last gradient ratio."""

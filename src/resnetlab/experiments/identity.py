@@ -28,6 +28,7 @@ from torch import nn
 from resnetlab.analysis import report
 from resnetlab.analysis.curves import Curves, load_curves, mean_curves
 from resnetlab.analysis.plots import plot_error_curves
+from resnetlab.data import load_dataset, make_loader
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import degradation
 from resnetlab.experiments.common import (
@@ -37,8 +38,9 @@ from resnetlab.experiments.common import (
     train_and_collect,
 )
 from resnetlab.experiments.results import ModelResult
-from resnetlab.experiments.runner import Recipe, Run, config_for
-from resnetlab.train.checkpoint import build_model, model_from_checkpoint, save_weights
+from resnetlab.experiments.runner import Recipe, RunSpec, config_for
+from resnetlab.models import build_model, check_cifar_depth
+from resnetlab.train.weights import model_from_checkpoint, save_weights
 
 TITLE = "Identity: a deeper ResNet made of a trained shallow one plus zero-initialised blocks"
 
@@ -86,8 +88,7 @@ def labels(shallow: int, deep: int) -> Labels:
 def check_depths(shallow: int, deep: int) -> None:
     """Both 6n+2, the deep one deeper."""
     for name, d in (("--shallow", shallow), ("--deep", deep)):
-        if d < 8 or (d - 2) % 6:
-            raise ConfigError(f"{name}: {d} is not 6n+2 with n >= 1 (8, 14, 20, 32, ...)")
+        check_cifar_depth(d, name)
     if deep <= shallow:
         raise ConfigError(f"--deep ({deep}) must be larger than --shallow ({shallow})")
 
@@ -121,7 +122,7 @@ def run(
     check_depths(shallow, deep)
     out, names = Path(out), labels(shallow, deep)
     values = {"model.name": "cifar_resnet", "model.overrides": {"depth": shallow}}
-    first = [Run(names.shallow, s, values) for s in seeds]
+    first = [RunSpec(names.shallow, s, values) for s in seeds]
     phase1 = train_and_collect(first, recipe, out, jobs, log)
 
     second, identical = _phase2(out, first, deep, recipe, names)
@@ -174,8 +175,8 @@ def judge(results: Sequence[ModelResult], names: Labels, identical: bool) -> tup
 
 
 def _phase2(
-    out: Path, first: Sequence[Run], deep: int, recipe: Recipe, names: Labels
-) -> tuple[list[Run], bool]:
+    out: Path, first: Sequence[RunSpec], deep: int, recipe: Recipe, names: Labels
+) -> tuple[list[RunSpec], bool]:
     """The control and deep runs that start from each trained shallow run, and whether every
     deep start computes exactly its shallow net's function."""
     second, identical = [], True
@@ -183,26 +184,24 @@ def _phase2(
         weights, same = _deep_start(out, run1, deep, recipe)
         identical &= same
         second.append(
-            Run(names.continued, run1.seed, {**run1.values, "model.weights": _last(out, run1)})
+            RunSpec(names.continued, run1.seed, {**run1.values, "model.weights": _last(out, run1)})
         )
         values = {
             "model.name": "cifar_resnet",
             "model.overrides": {"depth": deep, "zero_init_residual": True},
             "model.weights": str(weights),
         }
-        second.append(Run(names.deep, run1.seed, values, cost=deep))
+        second.append(RunSpec(names.deep, run1.seed, values, cost=deep))
     return second, identical
 
 
-def _last(out: Path, run: Run) -> str:
+def _last(out: Path, run: RunSpec) -> str:
     return str(out / run.folder / "checkpoints" / "last.pt")
 
 
-def _deep_start(out: Path, run1: Run, deep: int, recipe: Recipe) -> tuple[Path, bool]:
+def _deep_start(out: Path, run1: RunSpec, deep: int, recipe: Recipe) -> tuple[Path, bool]:
     """Build the deep net from the trained shallow one, save its weights, and check that the two
     give the same outputs on a test batch."""
-    from resnetlab.data import load_dataset, make_loader
-
     path = out / "init" / f"resnet{deep}-from-{run1.folder}.safetensors"
     shallow, ckpt = model_from_checkpoint(out / run1.folder)
     m = ckpt["model"]
@@ -225,7 +224,9 @@ def _deep_start(out: Path, run1: Run, deep: int, recipe: Recipe) -> tuple[Path, 
     return path, same
 
 
-def _joined_curves(out: Path, first: Sequence[Run], second: Sequence[Run]) -> dict[str, Curves]:
+def _joined_curves(
+    out: Path, first: Sequence[RunSpec], second: Sequence[RunSpec]
+) -> dict[str, Curves]:
     """Phase-1 curves as they are; phase-2 curves shifted to start where phase 1 ended."""
     groups: dict[str, list[Curves]] = {}
     for run in [*first, *second]:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from resnetlab.analysis.records import write_atomic, write_json
-from resnetlab.experiments.runner import Run
+from resnetlab.analysis.records import write_json
+from resnetlab.atomic import write_text
+from resnetlab.experiments.runner import RunSpec
 from resnetlab.machine import cpu_model
 
 
@@ -77,9 +78,9 @@ def spread(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def collect(summaries: Mapping[Run, dict]) -> list[ModelResult]:
+def collect(summaries: Mapping[RunSpec, dict]) -> list[ModelResult]:
     """Group the runs' summaries by model label, in the order the labels first appear."""
-    by_label: dict[str, list[tuple[Run, dict]]] = {}
+    by_label: dict[str, list[tuple[RunSpec, dict]]] = {}
     for run, summary in summaries.items():
         by_label.setdefault(run.label, []).append((run, summary))
     return [
@@ -194,7 +195,7 @@ def write_results(
         f"run; mean ± sample std over {'/'.join(map(str, runs))} seed(s).\n\n"
         f"Command: `{command}`\n\nMachine: {describe_environment(env)}\n"
     )
-    return write_json(out / "results.json", record), write_atomic(out / "results.md", text)
+    return write_json(out / "results.json", record), write_text(out / "results.md", text)
 
 
 def _version(package: str) -> str:

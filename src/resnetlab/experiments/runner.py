@@ -1,16 +1,15 @@
 """Running the training runs of an experiment: one recipe, many models and seeds, via ``fit``.
 
-An experiment is a list of ``Run``s (a model label, a seed, and the config values that make the
-model) trained with one ``Recipe`` (a preset plus the values every run shares). Each run writes its
-own folder ``<out>/<label>-seed<k>/`` through ``resnetlab.train.fit``. A run whose folder already
-holds ``summary.json`` is finished and skipped (after checking that it was made with the same
-config); a folder with checkpoints but no summary is resumed by ``fit``.
+An experiment is a list of ``RunSpec``s (a model label, a seed, and the config values that make
+the model) trained with one ``Recipe`` (a preset plus the values every run shares). Each run
+writes its own folder ``<out>/<label>-seed<k>/`` through ``resnetlab.train.fit``. A run whose
+folder already holds ``summary.json`` is finished and skipped (after checking that it was made
+with the same config); a folder with checkpoints but no summary is resumed by ``fit``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +22,7 @@ import torch
 
 from resnetlab.analysis.records import read_json
 from resnetlab.errors import ConfigError
+from resnetlab.models import check_cifar_depth
 from resnetlab.train import PRESETS, RunConfig, fit, load_config
 
 MAX_SHORT_RUN_EVALS = 16  # evaluations of a run cut shorter than its preset (fit_preset_to_length)
@@ -54,7 +54,7 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class Run:
+class RunSpec:
     """One training run of an experiment.
 
     Attributes:
@@ -77,18 +77,45 @@ class Run:
         return f"{self.label}-seed{self.seed}"
 
 
-def config_for(recipe: Recipe, run: Run) -> RunConfig:
+def cifar_depths(depths: Sequence[int], option: str = "--depths") -> list[int]:
+    """The depths, sorted and unique; each must be 6n+2 (the CIFAR nets of §4.2)."""
+    for d in depths:
+        check_cifar_depth(d, option)
+    if not depths:
+        raise ConfigError(f"{option} needs at least one depth")
+    return sorted(set(depths))
+
+
+def cifar_runs(kinds: Sequence[str], depths: Sequence[int], seeds: Sequence[int]) -> list[RunSpec]:
+    """The CIFAR nets of §4.2 of each kind (``"plain"``, ``"resnet"``) and depth, every seed.
+
+    Kinds come in the order given, each shallow to deep; a run's cost is its depth.
+    """
+    return [
+        RunSpec(
+            f"{kind}{d}",
+            seed,
+            {"model.name": f"cifar_{kind}", "model.overrides": {"depth": d}},
+            cost=d,
+        )
+        for kind in kinds
+        for d in cifar_depths(depths)
+        for seed in seeds
+    ]
+
+
+def config_for(recipe: Recipe, run: RunSpec) -> RunConfig:
     """The resolved config of ``run``: preset < recipe values < ``--set`` < run values < seed.
 
     The final training error is always measured: every experiment's table needs it.
     """
-    # Defaults go in as the first --set strings (JSON is YAML), so the user's --set wins over them.
-    sets = [f"{key}={json.dumps(value)}" for key, value in recipe.defaults.items()]
     flags = {**recipe.values, **run.values, "seed": run.seed, "eval_train_at_end": True}
-    return load_config(preset=recipe.preset, sets=[*sets, *recipe.sets], flags=flags)
+    return load_config(
+        preset=recipe.preset, sets=recipe.sets, flags=flags, defaults=recipe.defaults
+    )
 
 
-def fit_preset_to_length(recipe: Recipe, probe: Run) -> Recipe:
+def fit_preset_to_length(recipe: Recipe, probe: RunSpec) -> Recipe:
     """Scale a preset's iteration-based settings to a shorter (or longer) run.
 
     With ``--preset cifar-paper --iterations 640`` the lr still drops at 50% and 75% of the run
@@ -124,13 +151,13 @@ def is_finished(run_dir: str | Path) -> bool:
 
 
 def run_all(
-    runs: Sequence[Run],
+    runs: Sequence[RunSpec],
     recipe: Recipe,
     out: str | Path,
     *,
     jobs: int = 1,
     log: Callable[[str], None] = print,
-) -> dict[Run, dict]:
+) -> dict[RunSpec, dict]:
     """Train every run not finished yet and return every run's ``summary.json``.
 
     Args:

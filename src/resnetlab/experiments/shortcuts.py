@@ -21,9 +21,10 @@ from resnetlab.experiments.common import (
     recipe_section,
     train_and_collect,
 )
-from resnetlab.experiments.runner import Recipe, Run, fit_preset_to_length
+from resnetlab.experiments.runner import Recipe, RunSpec, fit_preset_to_length
+from resnetlab.models import check_cifar_depth
 from resnetlab.nn.shortcuts import SHORTCUT_OPTIONS
-from resnetlab.train.checkpoint import model_from_checkpoint
+from resnetlab.train.weights import model_from_checkpoint
 
 TITLE = "Shortcut options A, B, C (Table 3) on CIFAR-sized data"
 PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}  # ResNet-34, ImageNet val top-1 %, 10-crop
@@ -35,15 +36,16 @@ def defaults(data: str) -> tuple[str | None, dict]:
     return PRESET, data_defaults(data)
 
 
-def plan(depth: int, seeds: Sequence[int], options: Sequence[str] = SHORTCUT_OPTIONS) -> list[Run]:
+def plan(
+    depth: int, seeds: Sequence[int], options: Sequence[str] = SHORTCUT_OPTIONS
+) -> list[RunSpec]:
     """One ResNet of ``depth`` per shortcut option, every seed of each."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"--depth: {depth} is not 6n+2 with n >= 1 (8, 14, 20, 32, ...)")
+    check_cifar_depth(depth, "--depth")
     for option in options:
         if option not in SHORTCUT_OPTIONS:
             raise ConfigError(f"--options: {option!r} is not one of A, B, C")
     return [
-        Run(
+        RunSpec(
             f"resnet{depth}-{option}",
             seed,
             {"model.name": "cifar_resnet", "model.overrides": {"depth": depth, "shortcut": option}},

@@ -8,6 +8,7 @@ out, record = export_checkpoint("runs/x", "onnx")   # checked file + out.json fo
 ```
 """
 
+from resnetlab.evaluation.preprocess import Preprocess
 from resnetlab.export.bundle import export_checkpoint, sidecar_path
 from resnetlab.export.check import (
     CHECK_BATCH_SIZES,
@@ -20,7 +21,6 @@ from resnetlab.export.check import (
     verify_export,
 )
 from resnetlab.export.onnx import export_onnx
-from resnetlab.export.preprocess import Preprocess
 from resnetlab.export.torchscript import export_torchscript
 
 __all__ = [

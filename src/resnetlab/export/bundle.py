@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from resnetlab.data.files import atomic_write
+from resnetlab.atomic import atomic_write
 from resnetlab.errors import ConfigError
 from resnetlab.evaluation.loading import load_trained
+from resnetlab.evaluation.preprocess import Preprocess
 from resnetlab.export.check import (
     CHECK_BATCH_SIZES,
     DEFAULT_TOLERANCE,
@@ -26,7 +27,6 @@ from resnetlab.export.check import (
     random_inputs,
 )
 from resnetlab.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
-from resnetlab.export.preprocess import Preprocess
 from resnetlab.export.torchscript import export_torchscript
 
 EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resnetlab.data.files import atomic_write
+from resnetlab.atomic import atomic_write
 from resnetlab.export.check import eval_mode
 
 

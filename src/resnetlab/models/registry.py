@@ -23,6 +23,9 @@ class ModelSpec:
         input_size: the (H, W) the model was designed for (224x224, 32x32, 64x64).
         num_classes: the default number of classes.
         description: one line for listings.
+        fixed_input_size: the model takes ``input_size`` images only (its classifier's width
+            depends on the final map's size, as the course's Keras net does); the others pool
+            globally and take any size.
     """
 
     name: str
@@ -31,20 +34,40 @@ class ModelSpec:
     input_size: tuple[int, int]
     num_classes: int
     description: str
+    fixed_input_size: bool = False
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, *, family: str, input_size: tuple[int, int], num_classes: int, description: str
+    name: str | None = None,
+    *,
+    family: str,
+    input_size: tuple[int, int],
+    num_classes: int,
+    description: str | None = None,
+    fixed_input_size: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator that adds a builder under ``name``; a name registered twice raises."""
+    """Decorator that adds a builder to the registry; a name registered twice raises.
+
+    Args:
+        name: the registry name; by default the builder's own (``def resnet56(...)``).
+        family: ``"imagenet"``, ``"cifar"`` or ``"signs"``.
+        input_size: the (H, W) the model was designed for.
+        num_classes: the builder's default number of classes.
+        description: one line for listings; by default the first line of the docstring.
+        fixed_input_size: the model takes ``input_size`` images only.
+    """
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model name {name!r} is already registered")
-        _REGISTRY[name] = ModelSpec(name, builder, family, input_size, num_classes, description)
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model name {key!r} is already registered")
+        text = description or (builder.__doc__ or key).strip().splitlines()[0].rstrip(".")
+        _REGISTRY[key] = ModelSpec(
+            key, builder, family, tuple(input_size), num_classes, text, fixed_input_size
+        )
         return builder
 
     return add

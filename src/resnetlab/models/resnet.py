@@ -155,6 +155,7 @@ IMAGENET_DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
+imagenet = register_model(family="imagenet", input_size=(224, 224), num_classes=1000)
 
 
 def imagenet_resnet(depth: int, num_classes: int = 1000, **overrides: object) -> ResNet:
@@ -165,88 +166,165 @@ def imagenet_resnet(depth: int, num_classes: int = 1000, **overrides: object) ->
     return ResNet(block, layers, stem="imagenet", num_classes=num_classes, **kwargs)
 
 
-def _register_imagenet(depth: int) -> None:
-    def resnet(num_classes: int = 1000, **overrides: object) -> ResNet:
-        return imagenet_resnet(depth, num_classes, **overrides)
-
-    def plain(num_classes: int = 1000, **overrides: object) -> ResNet:
-        return imagenet_resnet(depth, num_classes, **{**overrides, "residual": False})
-
-    block = IMAGENET_DEPTHS[depth][0]
-    for name, builder, kind in (
-        (f"resnet{depth}", resnet, "ResNet"),
-        (f"plain{depth}", plain, "plain net"),
-    ):
-        register_model(
-            name,
-            family="imagenet",
-            input_size=(224, 224),
-            num_classes=1000,
-            description=f"ImageNet {kind}-{depth} ({block} blocks, Table 1)",
-        )(builder)
+@imagenet
+def resnet18(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet ResNet-18 (basic blocks, Table 1)."""
+    return imagenet_resnet(18, num_classes, **overrides)
 
 
-for _depth in IMAGENET_DEPTHS:
-    _register_imagenet(_depth)
+@imagenet
+def resnet34(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet ResNet-34 (basic blocks, Table 1)."""
+    return imagenet_resnet(34, num_classes, **overrides)
+
+
+@imagenet
+def resnet50(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet ResNet-50 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(50, num_classes, **overrides)
+
+
+@imagenet
+def resnet101(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet ResNet-101 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(101, num_classes, **overrides)
+
+
+@imagenet
+def resnet152(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet ResNet-152 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(152, num_classes, **overrides)
+
+
+@imagenet
+def plain18(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet plain net-18 (basic blocks, Table 1)."""
+    return imagenet_resnet(18, num_classes, **{**overrides, "residual": False})
+
+
+@imagenet
+def plain34(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet plain net-34 (basic blocks, Table 1)."""
+    return imagenet_resnet(34, num_classes, **{**overrides, "residual": False})
+
+
+@imagenet
+def plain50(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet plain net-50 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(50, num_classes, **{**overrides, "residual": False})
+
+
+@imagenet
+def plain101(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet plain net-101 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(101, num_classes, **{**overrides, "residual": False})
+
+
+@imagenet
+def plain152(num_classes: int = 1000, **overrides: object) -> ResNet:
+    """ImageNet plain net-152 (bottleneck blocks, Table 1)."""
+    return imagenet_resnet(152, num_classes, **{**overrides, "residual": False})
 
 
 # ----------------------------------------------------------------------------------------------
 # CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A.
 # ----------------------------------------------------------------------------------------------
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+cifar = register_model(family="cifar", input_size=(32, 32), num_classes=10)
 
 
-def cifar_resnet(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
-    """A CIFAR net of §4.2 for any depth 6n+2 (n basic blocks per stage, option A shortcuts)."""
+def check_cifar_depth(depth: object, name: str = "depth") -> int:
+    """``depth`` itself if it is 6n+2 with n >= 1 (the CIFAR nets of §4.2), else ``ConfigError``.
+
+    Args:
+        depth: the depth to check.
+        name: how the user gave it (``--depths``, ``model.overrides.depth``), for the message.
+    """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
         raise ConfigError(
-            f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...); got {depth!r}"
+            f"{name}: {depth!r} is not 6n+2 (depth must be 6n+2 with n >= 1, "
+            f"e.g. 8, 14, 20, 32, 44, 56, 110; got {depth!r})"
         )
-    n = (depth - 2) // 6
+    return depth
+
+
+@cifar
+def cifar_resnet(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet of any depth 6n+2 (depth=...)."""
+    n = (check_cifar_depth(depth) - 2) // 6  # n basic blocks per stage
     kwargs = {"shortcut": "A", **overrides}
     return ResNet(
         "basic", (n, n, n), widths=(16, 32, 64), stem="cifar", num_classes=num_classes, **kwargs
     )
 
 
+@cifar
 def cifar_plain(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
-    """The plain twin of ``cifar_resnet``: same layers, no shortcuts (§4.2)."""
+    """CIFAR plain net of any depth 6n+2 (depth=...)."""
     return cifar_resnet(depth, num_classes, **{**overrides, "residual": False})
 
 
-register_model(
-    "cifar_resnet",
-    family="cifar",
-    input_size=(32, 32),
-    num_classes=10,
-    description="CIFAR ResNet of any depth 6n+2 (depth=...)",
-)(cifar_resnet)
-register_model(
-    "cifar_plain",
-    family="cifar",
-    input_size=(32, 32),
-    num_classes=10,
-    description="CIFAR plain net of any depth 6n+2 (depth=...)",
-)(cifar_plain)
+@cifar
+def resnet20(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-20 (§4.2, Table 6)."""
+    return cifar_resnet(20, num_classes, **overrides)
 
 
-def _register_cifar(depth: int, residual: bool) -> None:
-    name = f"{'resnet' if residual else 'plain'}{depth}"
-    builder = cifar_resnet if residual else cifar_plain
-
-    def build(num_classes: int = 10, **overrides: object) -> ResNet:
-        return builder(depth, num_classes, **overrides)
-
-    register_model(
-        name,
-        family="cifar",
-        input_size=(32, 32),
-        num_classes=10,
-        description=f"CIFAR {'ResNet' if residual else 'plain net'}-{depth} (§4.2, Table 6)",
-    )(build)
+@cifar
+def resnet32(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-32 (§4.2, Table 6)."""
+    return cifar_resnet(32, num_classes, **overrides)
 
 
-for _depth in CIFAR_DEPTHS:
-    _register_cifar(_depth, residual=True)
-    if _depth != 1202:
-        _register_cifar(_depth, residual=False)
+@cifar
+def resnet44(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-44 (§4.2, Table 6)."""
+    return cifar_resnet(44, num_classes, **overrides)
+
+
+@cifar
+def resnet56(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-56 (§4.2, Table 6)."""
+    return cifar_resnet(56, num_classes, **overrides)
+
+
+@cifar
+def resnet110(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-110 (§4.2, Table 6)."""
+    return cifar_resnet(110, num_classes, **overrides)
+
+
+@cifar
+def resnet1202(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR ResNet-1202 (§4.2, Table 6)."""
+    return cifar_resnet(1202, num_classes, **overrides)
+
+
+@cifar
+def plain20(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR plain net-20 (§4.2, Table 6)."""
+    return cifar_plain(20, num_classes, **overrides)
+
+
+@cifar
+def plain32(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR plain net-32 (§4.2, Table 6)."""
+    return cifar_plain(32, num_classes, **overrides)
+
+
+@cifar
+def plain44(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR plain net-44 (§4.2, Table 6)."""
+    return cifar_plain(44, num_classes, **overrides)
+
+
+@cifar
+def plain56(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR plain net-56 (§4.2, Table 6)."""
+    return cifar_plain(56, num_classes, **overrides)
+
+
+@cifar
+def plain110(num_classes: int = 10, **overrides: object) -> ResNet:
+    """CIFAR plain net-110 (§4.2, Table 6)."""
+    return cifar_plain(110, num_classes, **overrides)

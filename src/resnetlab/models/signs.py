@@ -136,6 +136,7 @@ class SignsResNet50(nn.Module):
     input_size=(64, 64),
     num_classes=6,
     description="deeplearning.ai course ResNet-50 for 64x64 SIGNS hand signs",
+    fixed_input_size=True,  # its 2x2 average pool and flatten fit the 2x2 map of a 64x64 input
 )
 def resnet50_signs(num_classes: int = 6) -> SignsResNet50:
     """The course's ResNet-50 (identity and convolutional blocks) for SIGNS."""

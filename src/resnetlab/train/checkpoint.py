@@ -1,4 +1,4 @@
-"""Checkpoints and weight files: written atomically, read with ``torch.load(weights_only=True)``.
+"""The checkpoint format: written atomically, read with ``torch.load(weights_only=True)``.
 
 A checkpoint is a dict of plain types and tensors only, so loading one can never run code:
 
@@ -13,87 +13,28 @@ A checkpoint is a dict of plain types and tensors only, so loading one can never
      "last_eval": the latest eval record of metrics.jsonl, or None}
 
 A run folder keeps ``checkpoints/last.pt``, ``best.pt`` and the last K ``step-XXXXXXXX.pt``.
+Rebuilding a model from a checkpoint, and plain weight files, live in ``train.weights``.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from resnetlab.errors import CheckpointError, ConfigError
-from resnetlab.models import create_model, get_spec
+from resnetlab.atomic import atomic_link, atomic_write
+from resnetlab.errors import CheckpointError
 
 FORMAT = "resnetlab-checkpoint"
-WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
 # The largest input a checkpoint may declare (the image reader's limit, data.images.MAX_PIXELS):
 # predict and export allocate inputs of this size, so a damaged file must not ask for more.
 MAX_INPUT_PIXELS = 1 << 26
 
 
-# ----------------------------------------------------------------------------------------------
-# Atomic files
-# ----------------------------------------------------------------------------------------------
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, rename, fsync the folder.
-
-    A reader (or a resumed run) sees the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def atomic_link(src: str | Path, dst: str | Path) -> None:
-    """Make ``dst`` a second name of the finished file ``src`` (a copy where links fail)."""
-    src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(dst.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Persist a rename: fsync the folder that holds it (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
 def write_checkpoint(
     folder: str | Path, ckpt: dict[str, Any], *, last: bool, best: bool, keep_last: int
 ) -> None:
@@ -116,7 +57,7 @@ def write_checkpoint(
     if best:
         names.append("best.pt")
     first = folder / names[0]
-    atomic_save(ckpt, first)
+    atomic_write(first, lambda f: torch.save(ckpt, f))
     for name in names[1:]:
         atomic_link(first, folder / name)
     for old in sorted(folder.glob("step-*.pt"))[: -keep_last or None]:
@@ -177,7 +118,7 @@ def load_checkpoint(
             checkpoint of another model.
     """
     path = resolve_checkpoint(path)
-    ckpt = _safe_load(path, map_location)
+    ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a resnetlab checkpoint (a plain weight file loads with --weights)"
@@ -189,145 +130,7 @@ def load_checkpoint(
     return ckpt
 
 
-def build_model(
-    name: str, num_classes: int, in_channels: int, overrides: dict[str, Any]
-) -> nn.Module:
-    """``create_model`` for data with ``in_channels`` channels; a clear error where it cannot be.
-
-    Raises:
-        ConfigError: the model cannot take such images (e.g. the SIGNS net wants 3 channels),
-            or the overrides try to set ``num_classes`` (the data decides it).
-    """
-    if "num_classes" in overrides:
-        raise ConfigError("model.overrides cannot set num_classes: the dataset decides it")
-    kwargs = dict(overrides)
-    if in_channels != 3:  # every builder defaults to RGB; the SIGNS net takes nothing else
-        kwargs["in_channels"] = in_channels
-    try:
-        return create_model(name, num_classes=num_classes, **kwargs)
-    except ConfigError as err:
-        if "in_channels" in kwargs and "in_channels" in str(err):
-            raise ConfigError(
-                f"model {name!r} takes 3-channel images only; the data has {in_channels}"
-            ) from None
-        raise
-
-
-def check_input_size(name: str, image_size: tuple[int, int]) -> None:
-    """Raise ``ConfigError`` for a model with a fixed input size and data of another size."""
-    spec = get_spec(name)
-    if spec.family == "signs" and tuple(image_size) != spec.input_size:
-        h, w = spec.input_size
-        raise ConfigError(
-            f"model {name!r} takes {h}x{w} images only; the data is {image_size[0]}x{image_size[1]}"
-        )
-
-
-def model_from_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the trained model of a checkpoint, in eval mode.
-
-    Args:
-        path: a checkpoint file or a run folder.
-        map_location: where the weights go.
-
-    Returns:
-        (model, checkpoint dict); ``ckpt["data"]`` holds the classes, image size and
-        normalisation that inputs need.
-    """
-    ckpt = load_checkpoint(path, map_location=map_location)
-    m = ckpt["model"]
-    # Fit the weights to a model on the meta device first: it allocates nothing, so a damaged
-    # checkpoint that declares billions of classes fails here instead of exhausting memory.
-    with torch.device("meta"):
-        skeleton = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
-    _check_fit(skeleton, ckpt["state"]["model"], str(path))
-    model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
-    _load_state(model, ckpt["state"]["model"], str(path))
-    return model.to(map_location).eval(), ckpt
-
-
-# ----------------------------------------------------------------------------------------------
-# Weight files (.pt / .pth state dicts, .safetensors)
-# ----------------------------------------------------------------------------------------------
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside a DDP wrapper and/or a ``torch.compile`` wrapper."""
-    while True:
-        inner = getattr(model, "module", None)
-        if not isinstance(inner, nn.Module):
-            inner = getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
-def save_weights(model: nn.Module, path: str | Path) -> None:
-    """Write the model's state dict to ``.pt``/``.pth`` (torch) or ``.safetensors``, atomically."""
-    path = Path(path)
-    _check_suffix(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    if path.suffix != ".safetensors":
-        atomic_save(state, path)
-        return
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state dict (``.pt``/``.pth``/``.safetensors``, or a resnetlab checkpoint) into model.
-
-    Torchvision's ResNet files load into our ImageNet models as they are: the names are the
-    same (a ``module.`` prefix left by DataParallel is dropped).
-
-    Raises:
-        CheckpointError: a missing, corrupt or unsafe file, or weights of another architecture.
-    """
-    path = Path(path)
-    _check_suffix(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weight file not found")
-    source = str(path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
-    else:
-        state = _safe_load(path, "cpu")
-        if isinstance(state, dict) and state.get("format") == FORMAT:
-            source = f"{path} (a checkpoint of model {state['model']['name']!r})"
-            state = state["state"]["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: not a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    _load_state(unwrap(model), state, source)
-    return model
-
-
-load_torchvision_weights = load_weights  # torchvision's files need nothing more (see above)
-
-
-def _check_suffix(path: Path) -> None:
-    if path.suffix not in WEIGHT_SUFFIXES:
-        raise CheckpointError(
-            f"{path}: weight files end in {', '.join(WEIGHT_SUFFIXES)}; got {path.suffix!r}"
-        )
-
-
-def _safe_load(path: Path, map_location: str | torch.device) -> Any:
+def safe_load(path: Path, map_location: str | torch.device) -> Any:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -400,24 +203,3 @@ def _list_of(value: Any, kind: type, length: int | None = None) -> bool:
         and (length is None or len(value) == length)
         and all(isinstance(v, kinds) and not isinstance(v, bool) for v in value)
     )
-
-
-def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with one-line errors naming what does not fit."""
-    _check_fit(model, state, source)
-    model.load_state_dict(state, strict=True)
-
-
-def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise ``CheckpointError`` naming the keys of ``state`` that do not fit ``model``."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
-            if keys:
-                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
-                parts.append(f"{label}: {', '.join(keys[:3])}{more}")
-        raise CheckpointError(f"{source}: weights do not fit the model ({'; '.join(parts)})")

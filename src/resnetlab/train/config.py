@@ -1,19 +1,19 @@
 """The run configuration: typed dataclasses, filled from a preset, a YAML file and the command line.
 
-Precedence, lowest first: the dataclass defaults < the preset < the YAML file < ``--set key=value``
-< explicit flags (``--lr``). ``dataclasses.asdict(cfg)`` round-trips through YAML: the resolved
-config is written into every run folder and every checkpoint, so every run can be repeated.
+Precedence, lowest first: the dataclass defaults < the preset < a caller's own defaults (an
+experiment's recipe) < the YAML file < ``--set key=value`` < explicit flags (``--lr``). Reading and
+merging the layers, with their type checks, is ``train.layers``. ``dataclasses.asdict(cfg)``
+round-trips through YAML: the resolved config is written into every run folder and every
+checkpoint, so every run can be repeated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import math
 import re
-import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,34 @@ import yaml
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models import get_spec
+from resnetlab.train.layers import merge, nest, parse_set, read_yaml
+from resnetlab.train.presets import PRESETS, preset_values
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
-LENGTH_KEYS = ("epochs", "iterations")
-# A config holds about 60 values; a document that expands to more is an alias bomb
-# ("billion laughs": a few lines of nested YAML aliases that copy out to billions of items).
-MAX_YAML_VALUES = 100_000
+# The command-line options that set a config key, by argparse ``dest`` (``--batch-size`` ->
+# ``batch_size``): the one table that ``train``, ``experiment`` and ``bench train`` read. Explicit
+# options beat the preset, the config file and ``--set``.
+FLAGS = {
+    "model": "model.name",
+    "data": "data.name",
+    "data_dir": "data.root",
+    "download": "data.download",
+    "verify": "data.verify",
+    "strict": "data.strict",
+    "image_size": "data.image_size",
+    "weights": "model.weights",
+    "epochs": "epochs",
+    "iterations": "iterations",
+    "batch_size": "batch_size",
+    "lr": "optim.lr",
+    "device": "device",
+    "precision": "precision",
+    "seed": "seed",
+    "channels_last": "channels_last",
+    "compile": "compile",
+}
 
 
 @dataclass
@@ -115,16 +135,24 @@ SECTIONS = {
 def load_config(
     path: str | Path | None = None,
     preset: str | None = None,
-    sets: list[str] | tuple[str, ...] = (),
-    flags: dict[str, Any] | None = None,
+    sets: Sequence[str] = (),
+    flags: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Resolve a run configuration.
 
+    Precedence, lowest first: the dataclass defaults < the preset < ``defaults`` < the file <
+    ``sets`` < ``flags``. The preset (and the model it is fitted to) is found first; then every
+    layer is merged once, each checked as it goes in.
+
     Args:
         path: a YAML file with any subset of the fields (nested as in ``RunConfig``).
-        preset: a name from ``PRESETS``; ``None`` takes the ``preset`` key of the file or sets.
+        preset: a name from ``PRESETS``; ``None`` takes the ``preset`` key of the layers.
         sets: ``"key=value"`` strings with dotted keys (``optim.lr=0.05``); values are YAML.
         flags: dotted keys and values of explicit command-line flags (highest precedence).
+        defaults: dotted keys and values of a caller's own recipe (an experiment's), above the
+            preset and below everything the user gives.
 
     Returns:
         The validated config.
@@ -132,35 +160,40 @@ def load_config(
     Raises:
         ConfigError: an unknown key, a wrong type or a bad value, naming the key and its source.
     """
-    from resnetlab.train.presets import preset_values
-
-    layers = []
+    layers = [("defaults", nest(defaults))] if defaults else []
     if path is not None:
-        layers.append((str(path), _read_yaml(path)))
+        layers.append((str(path), read_yaml(path)))
     layers += [(f"--set {s}", parse_set(s)) for s in sets]
     if flags:
-        layers.append(("flags", _nest(flags)))
-    raw = _defaults()
-    for source, layer in layers:
-        _merge(raw, layer, source)
-    preset = preset if preset is not None else raw["preset"]
+        layers.append(("flags", nest(flags)))
+    if preset is None:
+        preset = next((layer["preset"] for _, layer in reversed(layers) if "preset" in layer), None)
     merged = _defaults()
     if preset is not None:
-        _merge(
-            merged,
-            preset_values(preset, raw["model"]["name"], raw["model"]["overrides"]),
-            f"preset {preset}",
-        )
+        name, overrides = _model_of(layers)
+        merge(merged, preset_values(preset, name, overrides), f"preset {preset}", field_hints())
     for source, layer in layers:
-        _merge(merged, layer, source)
+        merge(merged, layer, source, field_hints())
     merged["preset"] = preset
     return config_from_dict(merged)
+
+
+def _model_of(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Any, dict[str, Any]]:
+    """The model name and constructor overrides the layers give (a preset depends on them)."""
+    name, overrides = ModelConfig.name, {}
+    for _, layer in layers:
+        model = layer.get("model")
+        if isinstance(model, dict):
+            name = model.get("name", name)
+            if isinstance(model.get("overrides"), dict):
+                overrides = {**overrides, **model["overrides"]}
+    return name, overrides
 
 
 def config_from_dict(d: dict[str, Any], source: str = "config") -> RunConfig:
     """A validated ``RunConfig`` from a complete nested dict (``asdict`` output, a checkpoint's)."""
     full = _defaults()
-    _merge(full, d, source)
+    merge(full, d, source, field_hints())
     sections = {name: cls(**full[name]) for name, cls in SECTIONS.items()}
     cfg = RunConfig(**full | sections)
     validate(cfg, source if source != "config" else "")
@@ -170,18 +203,6 @@ def config_from_dict(d: dict[str, Any], source: str = "config") -> RunConfig:
 def config_to_yaml(cfg: RunConfig) -> str:
     """The config as YAML text (sections nested, keys in field order)."""
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
-
-
-def parse_set(item: str) -> dict[str, Any]:
-    """``"optim.lr=0.05"`` -> ``{"optim": {"lr": 0.05}}``; the value is read as YAML."""
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.05); got {item!r}")
-    try:
-        value = _load_yaml(text, f"--set {key.strip()}") if text.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot read {text!r} as a value") from None
-    return _nest({key.strip(): value})
 
 
 # The value checks that follow the type checks: (keys, what is allowed, test).
@@ -210,8 +231,6 @@ def validate(cfg: RunConfig, source: str = "") -> None:
         cfg: the config.
         source: where it came from (a file name), to start the message; empty for none.
     """
-    from resnetlab.train.presets import PRESETS
-
     where = f"{source}: " if source else ""
     check_choice(f"{where}schedule.kind", cfg.schedule.kind, SCHEDULES)
     check_choice(f"{where}precision", cfg.precision, PRECISIONS)
@@ -233,92 +252,12 @@ def validate(cfg: RunConfig, source: str = "") -> None:
     get_spec(cfg.model.name)  # an unknown name raises, with the closest registered ones
 
 
-# ----------------------------------------------------------------------------------------------
-# Merging and type checks
-# ----------------------------------------------------------------------------------------------
 def _defaults() -> dict[str, Any]:
     return dataclasses.asdict(RunConfig())
 
 
-def _read_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        data = _load_yaml(Path(path).read_text(encoding="utf-8"), str(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the config file ({err})") from None
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping of keys; got {data!r:.60}")
-    return data
-
-
-def _load_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load``, refusing documents nested too deeply or expanding to too many values."""
-    try:
-        data = yaml.safe_load(text)
-    except RecursionError:
-        raise ConfigError(f"{source}: YAML nested too deeply") from None
-    stack, count = [data], 0
-    while stack:  # iterative: a self-referencing alias must not recurse either
-        node = stack.pop()
-        count += 1
-        if count > MAX_YAML_VALUES:
-            raise ConfigError(f"{source}: more than {MAX_YAML_VALUES} values (YAML aliases?)")
-        if isinstance(node, dict):
-            stack += [*node.keys(), *node.values()]
-        elif isinstance(node, list):
-            stack += node
-    return data
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``{"optim.lr": 0.1}`` -> ``{"optim": {"lr": 0.1}}``."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
-def _merge(base: dict[str, Any], layer: dict[str, Any], source: str, prefix: str = "") -> None:
-    """Write ``layer`` over ``base`` in place; sections recurse, ``model.overrides`` merges keys."""
-    if not isinstance(layer, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
-    if not prefix and any(k in layer for k in LENGTH_KEYS):
-        # epochs and iterations are two ways of giving one length: the later layer wins whole.
-        # Both are cleared here; the loop below sets (and type-checks) the one given.
-        for k in LENGTH_KEYS:
-            base[k] = None
-    for key, value in layer.items():
-        name = f"{prefix}{key}"
-        if key not in base:
-            raise ConfigError(f"{source}: unknown key {name!r}{_suggest(key, base, prefix)}")
-        if isinstance(base[key], dict) and name != "model.overrides":
-            _merge(base[key], value, source, f"{name}.")
-        elif name == "model.overrides" and isinstance(value, dict):
-            base[key] = {**base[key], **value}
-        else:
-            base[key] = _check_type(name, value, _field_hints()[name], source)
-
-
-def _suggest(key: str, base: dict[str, Any], prefix: str) -> str:
-    close = difflib.get_close_matches(str(key), [str(k) for k in base], n=3, cutoff=0.6)
-    if close:
-        return f"; did you mean {', '.join(prefix + c for c in close)}?"
-    return f"; known keys: {', '.join(prefix + str(k) for k in base)}"
-
-
 @functools.cache
-def _field_hints() -> dict[str, Any]:
+def field_hints() -> dict[str, Any]:
     """The type of every dotted key: ``{"epochs": int | None, "optim.lr": float, ...}``."""
     hints = {}
     for key, hint in typing.get_type_hints(RunConfig).items():
@@ -328,64 +267,6 @@ def _field_hints() -> dict[str, Any]:
         else:
             hints[key] = hint
     return hints
-
-
-def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
-    """``value`` if it has the type ``hint`` (an int is taken as a float), else ``ConfigError``."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in options:
-        ok, converted = _matches(value, option)
-        if ok:
-            return converted
-    names = " or ".join(_type_name(o) for o in options)
-    raise ConfigError(f"{source}: {key} must be {names}; got {value!r}")
-
-
-def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(hint)
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            value = _float_or_none(value) or value
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if hint is str:
-        return isinstance(value, str), value
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        ok = isinstance(value, list) and all(_matches(v, item)[0] for v in value)
-        return ok, [_matches(v, item)[1] for v in value] if ok else value
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value), value
-    raise TypeError(f"no type check for {hint!r}")
-
-
-def _float_or_none(text: str) -> float | None:
-    """``"1e-3"`` -> 0.001; ``None`` for anything that is not a finite number."""
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _type_name(hint: Any) -> str:
-    names = {
-        bool: "true or false",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        type(None): "null",
-    }
-    if hint in names:
-        return names[hint]
-    origin = typing.get_origin(hint)
-    return "a list of integers" if origin is list else "a mapping"
 
 
 def _get(cfg: RunConfig, key: str) -> Any:

@@ -85,10 +85,21 @@ def barrier(world: World) -> None:
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
     """Sum ``t`` over the ranks, in place (returned for chaining); ``t`` may live on the CPU."""
+    return _all_reduce(t, world, dist.ReduceOp.SUM)
+
+
+def all_reduce_min(t: torch.Tensor, world: World) -> torch.Tensor:
+    """The minimum of ``t`` over the ranks, in place (returned for chaining)."""
+    return _all_reduce(t, world, dist.ReduceOp.MIN)
+
+
+def _all_reduce(t: torch.Tensor, world: World, op: dist.ReduceOp) -> torch.Tensor:
     if world.distributed:
-        on_backend = t.cuda() if dist.get_backend() == "nccl" else t  # NCCL sums GPU tensors only
-        dist.all_reduce(on_backend)
-        t.copy_(on_backend)
+        on_cuda = dist.get_backend() == "nccl" and t.device.type != "cuda"
+        on_backend = t.cuda() if on_cuda else t  # NCCL reduces GPU tensors only
+        dist.all_reduce(on_backend, op=op)
+        if on_backend is not t:
+            t.copy_(on_backend)
     return t
 
 
@@ -104,6 +115,17 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) ->
             _use_global_batch_norm(model, device)
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside a DDP wrapper and/or a ``torch.compile`` wrapper."""
+    while True:
+        inner = getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            inner = getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def broadcast_buffers(model: nn.Module, world: World) -> None:

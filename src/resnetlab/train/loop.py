@@ -5,7 +5,6 @@ when their intervals come due (``after_step``)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from torch import nn
 
 from resnetlab.errors import UserError
 from resnetlab.train import distributed
-from resnetlab.train.checkpoint import unwrap
 from resnetlab.train.config import RunConfig
+from resnetlab.train.distributed import unwrap
 from resnetlab.train.precision import autocast
 from resnetlab.train.run import Run, build_run, save, write_summary
 from resnetlab.train.runlock import run_lock
@@ -64,39 +63,58 @@ def train_one_epoch(run: Run) -> None:
     """Train on the rest of epoch ``run.epoch`` (from batch ``run.batch``), or up to the run's end.
 
     Raises:
-        TrainingDiverged: the loss is NaN or infinite.
+        TrainingDiverged: the loss or a weight is NaN or infinite.
     """
-    model, cfg, meter = run.model, run.cfg, run.meter
-    model.train()
+    run.model.train()
     for images, labels in run.train_loader.epoch(run.epoch, start=run.batch):
-        tic = time.perf_counter()
-        lr = run.schedule.lr_at(run.iteration)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(run.precision, run.device):
-            logits = model(images)  # (B, num_classes)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.optim.label_smoothing)
-        wrong, n = (logits.argmax(1) != labels).sum().item(), len(labels)
-        # Loss sum, errors and images of the GLOBAL batch, before any weight changes.
-        batch = torch.tensor([loss.item() * n, wrong, n], dtype=torch.float64)
-        stats = distributed.all_reduce_sum(batch, run.world).tolist()
-        if not math.isfinite(stats[0]):
-            raise _diverged(run, f"the loss is {stats[0] / stats[2]}", lr)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        if cfg.grad_norms_every and (run.iteration + 1) % cfg.grad_norms_every == 0:
-            run.scaler.unscale_(run.optimizer)
-            run.log.grad_norms(run.iteration + 1, grad_norms(model))
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.iteration, run.batch = run.iteration + 1, run.batch + 1
-        run.schedule.observe(stats[1] / stats[2])
-        meter.add(stats, time.perf_counter() - tic)
-        run.train_s, run.images = run.train_s + meter.last_s, run.images + int(stats[2])
+        lr = train_step(run, images, labels)
+        run.batch += 1
         after_step(run, lr)
         if run.iteration >= run.total:
             return
     run.epoch, run.batch = run.epoch + 1, 0
+
+
+def train_step(run: Run, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """One optimizer step of the run on one batch: the step ``resnetlab train`` takes and
+    ``resnetlab bench train`` times.
+
+    The learning rate comes from the schedule; the loss is the cross-entropy with the config's
+    label smoothing; the loss sum and errors stay on the device (``IntervalMeter``). The host
+    waits for the device only while the ResNet-110 warm-up rule watches the batch error, and
+    when gradient norms are recorded.
+
+    Returns:
+        The learning rate of the step.
+    """
+    tic = time.perf_counter()
+    model, optimizer, scaler = run.model, run.optimizer, run.scaler
+    lr = run.schedule.lr_at(run.iteration)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(run.precision, run.device):
+        logits = model(images)  # (B, num_classes)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=run.cfg.optim.label_smoothing)
+    errors = (logits.argmax(1) != labels).sum()  # before any weight changes
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    every = run.cfg.grad_norms_every
+    if every and (run.iteration + 1) % every == 0:
+        scaler.unscale_(optimizer)
+        run.log.grad_norms(run.iteration + 1, grad_norms(model))
+    scaler.step(optimizer)
+    scaler.update()
+    if not run.schedule.rule_done:  # the ResNet-110 warm-up reads each global batch's error
+        wrong, n = distributed.all_reduce_sum(
+            torch.tensor([errors.item(), len(labels)], dtype=torch.float64), run.world
+        ).tolist()
+        run.schedule.observe(wrong / n)
+    seconds = time.perf_counter() - tic
+    run.meter.add(loss.detach().double() * len(labels), errors, len(labels), run.iteration, seconds)
+    run.iteration += 1
+    run.train_s += seconds
+    run.images += len(labels) * run.world.world_size  # every rank takes an equal share
+    return lr
 
 
 @torch.no_grad()
@@ -119,35 +137,60 @@ def evaluate(
     plain = unwrap(model)  # no DDP: ranks may hold different numbers of eval batches
     was_training = plain.training
     plain.eval()
-    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, errors, images
+    totals, count = None, 0  # loss sum and errors on the device (no host sync per batch); images
     for images, labels in loader.epoch(0):
         with autocast(precision, images.device):
             logits = plain(images).float()  # (B, num_classes)
         loss = F.cross_entropy(logits, labels, reduction="sum")
         wrong = (logits.argmax(1) != labels).sum()
-        totals += torch.tensor([loss.item(), wrong.item(), len(labels)], dtype=torch.float64)
+        batch = torch.stack([loss.double(), wrong.double()])
+        totals = batch if totals is None else totals + batch
+        count += len(labels)
     plain.train(was_training)
-    loss_sum, errors, count = distributed.all_reduce_sum(totals, world).tolist()
+    local = torch.zeros(2, dtype=torch.float64) if totals is None else totals.cpu()
+    sums = torch.cat([local, torch.tensor([float(count)], dtype=torch.float64)])
+    loss_sum, errors, count = distributed.all_reduce_sum(sums, world).tolist()
     return {"loss": loss_sum / count, "error": errors / count}
 
 
 def after_step(run: Run, lr: float) -> None:
-    """Log, evaluate and checkpoint when their intervals come due (and at the end of the run)."""
+    """Log, evaluate and checkpoint when their intervals come due (and at the end of the run).
+
+    Before anything is evaluated or written, the device's running statistics are read: a
+    non-finite loss since the last read stops the run, naming its first iteration.
+    """
     cfg, it = run.cfg, run.iteration
     epoch_done = run.batch == len(run.train_loader)
     run_done = it >= run.total
     epochs = round(it / len(run.train_loader), 4)
     run.log.step(it)
-    if it % cfg.log_every == 0 or run_done:
-        record = {"kind": "train", "iteration": it, "epoch": epochs, "lr": lr}
-        run.log.write(record | run.meter.read() | {"wall_s": round(run.wall_s, 3)})
+    log_due = it % cfg.log_every == 0 or run_done
     eval_due = it % cfg.eval_every == 0 if cfg.eval_every else epoch_done
     last_due = it % cfg.checkpoint_every == 0 if cfg.checkpoint_every else epoch_done
+    if not (log_due or eval_due or last_due or run_done):
+        return
+    sync_meter(run)
+    if log_due:
+        record = {"kind": "train", "iteration": it, "epoch": epochs, "lr": lr}
+        run.log.write(record | run.meter.read(run.world) | {"wall_s": round(run.wall_s, 3)})
     if (eval_due or last_due or run_done) and not _all_finite(run.model):
         raise _diverged(run, "a weight is no longer finite", lr)  # and no checkpoint has it
     is_best = _evaluate_all(run, epochs) if eval_due or run_done else False
     if last_due or run_done or is_best:
         save(run, last=last_due or run_done, best=is_best)
+
+
+def sync_meter(run: Run) -> None:
+    """Bring the device's running statistics to the host; stop the run on a non-finite loss.
+
+    Raises:
+        TrainingDiverged: a step since the last read had a NaN or infinite loss.
+    """
+    run.train_s += run.meter.flush(run.world)
+    bad = run.meter.first_bad_step(run.world)
+    if bad is not None:
+        at, loss = bad
+        raise _diverged(run, f"the loss is {loss}", run.schedule.lr_at(at), at)
 
 
 def grad_norms(model: nn.Module) -> dict[str, float]:
@@ -180,12 +223,12 @@ def _all_finite(model: nn.Module) -> bool:
     return all(bool(t.isfinite().all()) for t in unwrap(model).state_dict().values())
 
 
-def _diverged(run: Run, what: str, lr: float) -> TrainingDiverged:
+def _diverged(run: Run, what: str, lr: float, iteration: int | None = None) -> TrainingDiverged:
     last = run.checkpoints / "last.pt"
     kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
+    at = run.iteration if iteration is None else iteration
     return TrainingDiverged(
-        f"training diverged: {what} at iteration {run.iteration} (lr {lr:g}); {kept}; "
-        f"try a lower --lr"
+        f"training diverged: {what} at iteration {at} (lr {lr:g}); {kept}; try a lower --lr"
     )
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from resnetlab.atomic import write_text
 from resnetlab.errors import ConfigError
 
 CSV_COLUMNS = [
@@ -31,43 +31,6 @@ CSV_COLUMNS = [
     "img_per_s",
     "wall_s",
 ]
-
-
-class IntervalMeter:
-    """Sums over the training batches since the last train record (saved in checkpoints, so a
-    resumed run reports the interval it was in the middle of exactly as a straight run would)."""
-
-    def __init__(self) -> None:
-        self.last_s = 0.0  # the latest step's time
-        self.reset()
-
-    def reset(self) -> None:
-        self.loss = self.errors = self.images = self.seconds = 0.0
-
-    def add(self, stats: list[float], seconds: float) -> None:
-        """Add one step: ``stats`` = [loss sum, errors, images] of the global batch."""
-        self.loss += stats[0]
-        self.errors += stats[1]
-        self.images += stats[2]
-        self.seconds += seconds
-        self.last_s = seconds
-
-    def read(self) -> dict[str, float]:
-        """Means since the last read, then start over."""
-        out = {
-            "train_loss": self.loss / self.images,
-            "train_error": self.errors / self.images,
-            "img_per_s": round(self.images / max(self.seconds, 1e-9), 1),
-        }
-        self.reset()
-        return out
-
-    def state_dict(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ("loss", "errors", "images", "seconds")}
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 class RunLog:
@@ -193,7 +156,7 @@ def truncate_records(path: Path, iteration: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_records(path) if r["iteration"] <= iteration]
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def write_csv(jsonl: Path, csv_path: Path) -> None:
@@ -202,20 +165,7 @@ def write_csv(jsonl: Path, csv_path: Path) -> None:
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(read_records(jsonl))
-    write_text_atomic(csv_path, buffer.getvalue())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(csv_path, buffer.getvalue())
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:

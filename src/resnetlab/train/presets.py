@@ -12,6 +12,14 @@ from typing import Any
 
 from resnetlab.errors import check_choice
 
+# §3.4 and §4.2 alike: SGD, lr 0.1, momentum 0.9, weight decay 1e-4; no Nesterov, no smoothing.
+PAPER_SGD = {
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "nesterov": False,
+    "label_smoothing": 0.0,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     # §4.2: batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k, weight decay
     # 1e-4, momentum 0.9, a 45k/5k train/val split, pad-4 crop + flip. (The paper fixed this
@@ -19,13 +27,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar-paper": {
         "iterations": 64000,
         "batch_size": 128,
-        "optim": {
-            "lr": 0.1,
-            "momentum": 0.9,
-            "weight_decay": 1e-4,
-            "nesterov": False,
-            "label_smoothing": 0.0,
-        },
+        "optim": PAPER_SGD,
         "schedule": {"kind": "step", "milestones": [32000, 48000], "gamma": 0.1},
         "data": {"val_fraction": 0.1, "augment": True},
         "precision": "fp32",
@@ -39,13 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "imagenet-paper": {
         "iterations": 600000,
         "batch_size": 256,
-        "optim": {
-            "lr": 0.1,
-            "momentum": 0.9,
-            "weight_decay": 1e-4,
-            "nesterov": False,
-            "label_smoothing": 0.0,
-        },
+        "optim": PAPER_SGD,
         "schedule": {"kind": "step", "milestones": [150000, 300000, 450000], "gamma": 0.1},
         "data": {"name": "folder", "val_fraction": 0.0, "augment": True, "workers": 8},
         "precision": "auto",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from resnetlab.atomic import write_text
 from resnetlab.data import (
     ArrayDataset,
     DatasetInfo,
@@ -24,21 +25,20 @@ from resnetlab.data import (
     train_val_split,
 )
 from resnetlab.errors import ConfigError
+from resnetlab.models import build_model, check_input_size
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
     FORMAT,
-    build_model,
-    check_input_size,
     load_checkpoint,
-    load_weights,
     rng_state,
     set_rng_state,
-    unwrap,
     write_checkpoint,
 )
 from resnetlab.train.config import RunConfig, config_to_yaml
-from resnetlab.train.distributed import World
-from resnetlab.train.metrics import IntervalMeter, RunLog, truncate_records, write_text_atomic
+from resnetlab.train.distributed import World, unwrap
+from resnetlab.train.meter import IntervalMeter
+from resnetlab.train.metrics import RunLog, truncate_records
+from resnetlab.train.optim import make_optimizer
 from resnetlab.train.precision import (
     make_scaler,
     resolve_device,
@@ -46,6 +46,7 @@ from resnetlab.train.precision import (
     set_deterministic,
 )
 from resnetlab.train.schedule import LRSchedule
+from resnetlab.train.weights import load_weights
 
 VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
 RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
@@ -60,7 +61,7 @@ class Run:
     """
 
     cfg: RunConfig
-    out: Path
+    out: Path | None  # the run folder (None: a run that writes nothing, as bench train's)
     world: World
     device: torch.device
     precision: str
@@ -94,8 +95,16 @@ class Run:
         return self.out / "checkpoints"
 
 
-def build_run(cfg: RunConfig, out: Path, world: World, resume: bool) -> Run:
-    """Set up data, model, optimizer and schedule; continue from ``out``'s last checkpoint."""
+def build_run(cfg: RunConfig, out: Path | None, world: World, resume: bool = False) -> Run:
+    """Set up data, model, optimizer and schedule; continue from ``out``'s last checkpoint.
+
+    Args:
+        cfg: the resolved config.
+        out: the run folder; ``None`` builds the run without one (``bench train``: nothing is
+            written, and ``log`` writes nothing).
+        world: this process's place in a distributed run.
+        resume: continue from ``out/checkpoints/last.pt`` where there is one.
+    """
     device = resolve_device(cfg.device, world.local_rank)
     distributed.init(world, device)
     if cfg.deterministic:
@@ -119,14 +128,7 @@ def build_run(cfg: RunConfig, out: Path, world: World, resume: bool) -> Run:
     model = distributed.wrap(model, world, device, cfg.sync_bn)
     if cfg.compile:
         model = torch.compile(model)
-    o = cfg.optim
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=o.lr,
-        momentum=o.momentum,
-        weight_decay=o.weight_decay,
-        nesterov=o.nesterov,
-    )
+    optimizer = make_optimizer(cfg.optim, model.parameters())
     total = cfg.iterations or cfg.epochs * len(loader["train"])
     precision = resolve_precision(cfg.precision, device)
     run = Run(
@@ -138,13 +140,16 @@ def build_run(cfg: RunConfig, out: Path, world: World, resume: bool) -> Run:
         info,
         model,
         optimizer,
-        LRSchedule(cfg.schedule, o.lr, total),
+        LRSchedule(cfg.schedule, cfg.optim.lr, total),
         make_scaler(precision, device),
         loader["train"],
         loader["eval"],
         loader["train_eval"],
         total,
     )
+    if out is None:
+        run.log = RunLog(Path(), total, 0, enabled=False)
+        return run
     _prepare_folder(run, resume)
     run.log = RunLog(out, total, run.iteration, world.main, cfg.tensorboard)
     return run
@@ -196,6 +201,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
 
 def save(run: Run, *, last: bool, best: bool) -> None:
     """Write a checkpoint on rank 0; every rank waits for it."""
+    run.train_s += run.meter.flush(run.world)  # the checkpoint holds the host sums only
     distributed.broadcast_buffers(unwrap(run.model), run.world)
     if run.world.main:
         write_checkpoint(
@@ -210,7 +216,7 @@ def save(run: Run, *, last: bool, best: bool) -> None:
 
 def write_summary(run: Run, summary: dict[str, Any]) -> None:
     if run.world.main:
-        write_text_atomic(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_text(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 def _prepare_folder(run: Run, resume: bool) -> None:
@@ -225,7 +231,7 @@ def _prepare_folder(run: Run, resume: bool) -> None:
         _restore(run, load_checkpoint(last, model=run.cfg.model.name, map_location=run.device))
     if run.world.main:
         run.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run.out / "config.yaml", config_to_yaml(run.cfg))
+        write_text(run.out / "config.yaml", config_to_yaml(run.cfg))
         for name in RUN_FILES:  # records of steps after the checkpoint are redone
             if run.iteration == 0:
                 (run.out / name).unlink(missing_ok=True)
@@ -290,7 +296,8 @@ def _loaders(cfg, train_ds, eval_sets, device, world) -> dict[str, Any]:
     train = make_loader(train_ds, per_rank, train=True, augment=cfg.data.augment, **common)
     if len(train) == 0:
         raise ConfigError(
-            f"batch_size {cfg.batch_size} is larger than the {len(train_ds)} training images"
+            f"--batch-size {cfg.batch_size} exceeds the {len(train_ds)} training images of "
+            f"{cfg.data.name} (batch_size is the global batch)"
         )
     return {
         "train": train,

@@ -16,10 +16,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from resnetlab.atomic import TEMP_MARK
 from resnetlab.errors import ConfigError
 
 LOCK_NAME = ".lock"
-TEMP_MARK = ".tmp-"  # atomic writes name their temporary files ".<name>.tmp-<pid>"
 
 
 @contextlib.contextmanager

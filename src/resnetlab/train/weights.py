@@ -1,0 +1,124 @@
+"""Weight files and trained models: ``.pt``/``.pth`` state dicts, ``.safetensors``, checkpoints.
+
+Every load fits the tensors to the model by name and shape first, so a file of another
+architecture is one error line naming the keys that do not fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnetlab.atomic import atomic_write, write_bytes
+from resnetlab.errors import CheckpointError
+from resnetlab.models import build_model
+from resnetlab.train.checkpoint import FORMAT, load_checkpoint, safe_load
+from resnetlab.train.distributed import unwrap
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def model_from_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the trained model of a checkpoint, in eval mode.
+
+    Args:
+        path: a checkpoint file or a run folder.
+        map_location: where the weights go.
+
+    Returns:
+        (model, checkpoint dict); ``ckpt["data"]`` holds the classes, image size and
+        normalisation that inputs need.
+    """
+    ckpt = load_checkpoint(path, map_location=map_location)
+    m = ckpt["model"]
+    # Fit the weights to a model on the meta device first: it allocates nothing, so a damaged
+    # checkpoint that declares billions of classes fails here instead of exhausting memory.
+    with torch.device("meta"):
+        skeleton = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
+    _check_fit(skeleton, ckpt["state"]["model"], str(path))
+    model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
+    _load_state(model, ckpt["state"]["model"], str(path))
+    return model.to(map_location).eval(), ckpt
+
+
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Write the model's state dict to ``.pt``/``.pth`` (torch) or ``.safetensors``, atomically."""
+    path = Path(path)
+    _check_suffix(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        write_bytes(path, save(state, metadata={"format": "pt"}))
+    else:
+        atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state dict (``.pt``/``.pth``/``.safetensors``, or a resnetlab checkpoint) into model.
+
+    Torchvision's ResNet files load into our ImageNet models as they are: the names are the
+    same (a ``module.`` prefix left by DataParallel is dropped).
+
+    Raises:
+        CheckpointError: a missing, corrupt or unsafe file, or weights of another architecture.
+    """
+    path = Path(path)
+    _check_suffix(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weight file not found")
+    source = str(path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    else:
+        state = safe_load(path, "cpu")
+        if isinstance(state, dict) and state.get("format") == FORMAT:
+            source = f"{path} (a checkpoint of model {state['model']['name']!r})"
+            state = state["state"]["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    _load_state(unwrap(model), state, source)
+    return model
+
+
+load_torchvision_weights = load_weights  # torchvision's files need nothing more (see above)
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: weight files end in {', '.join(WEIGHT_SUFFIXES)}; got {path.suffix!r}"
+        )
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with one-line errors naming what does not fit."""
+    _check_fit(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` naming the keys of ``state`` that do not fit ``model``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+            if keys:
+                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+                parts.append(f"{label}: {', '.join(keys[:3])}{more}")
+        raise CheckpointError(f"{source}: weights do not fit the model ({'; '.join(parts)})")
