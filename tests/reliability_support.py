@@ -224,31 +224,33 @@ def tiny_checkpoint(in_channels: int = 1, image_size: int = 8) -> dict:
     import torch
 
     from resnetlab.models import build_model
-    from resnetlab.train.checkpoint import FORMAT
+    from resnetlab.train.checkpoint import FORMAT, seal
 
     torch.manual_seed(0)
     model = build_model("cifar_resnet", 10, in_channels, {"depth": 8})
-    return {
-        "format": FORMAT,
-        "version": "test",
-        "model": {
-            "name": "cifar_resnet",
-            "overrides": {"depth": 8},
-            "num_classes": 10,
-            "in_channels": in_channels,
-        },
-        "data": {
-            "name": "digits",
-            "classes": [str(d) for d in range(10)],
-            "image_size": [image_size, image_size],
-            "channels": in_channels,
-            "mean": [0.5] * in_channels,
-            "std": [0.25] * in_channels,
-        },
-        "config": {},
-        "state": {"model": model.state_dict()},
-        "progress": {"iteration": 1},
-    }
+    return seal(
+        {
+            "format": FORMAT,
+            "version": "test",
+            "model": {
+                "name": "cifar_resnet",
+                "overrides": {"depth": 8},
+                "num_classes": 10,
+                "in_channels": in_channels,
+            },
+            "data": {
+                "name": "digits",
+                "classes": [str(d) for d in range(10)],
+                "image_size": [image_size, image_size],
+                "channels": in_channels,
+                "mean": [0.5] * in_channels,
+                "std": [0.25] * in_channels,
+            },
+            "config": {},
+            "state": {"model": model.state_dict()},
+            "progress": {"iteration": 1},
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------

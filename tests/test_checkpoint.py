@@ -16,6 +16,7 @@ from resnetlab.train.checkpoint import (
     FORMAT,
     load_checkpoint,
     rng_state,
+    seal,
     set_rng_state,
     write_checkpoint,
 )
@@ -33,27 +34,29 @@ from torchvision_weights import fixed_input, weight_for  # noqa: E402
 
 
 def _checkpoint(model, name="cifar_resnet", overrides=None, iteration=7, in_channels=1):
-    return {
-        "format": FORMAT,
-        "version": "test",
-        "model": {
-            "name": name,
-            "overrides": overrides if overrides is not None else {"depth": 8},
-            "num_classes": 10,
-            "in_channels": in_channels,
-        },
-        "data": {
-            "name": "digits",
-            "classes": [str(d) for d in range(10)],
-            "image_size": [16, 16],
-            "channels": in_channels,
-            "mean": [0.5] * in_channels,
-            "std": [0.25] * in_channels,
-        },
-        "config": {},
-        "state": {"model": model.state_dict()},
-        "progress": {"iteration": iteration},
-    }
+    return seal(
+        {
+            "format": FORMAT,
+            "version": "test",
+            "model": {
+                "name": name,
+                "overrides": overrides if overrides is not None else {"depth": 8},
+                "num_classes": 10,
+                "in_channels": in_channels,
+            },
+            "data": {
+                "name": "digits",
+                "classes": [str(d) for d in range(10)],
+                "image_size": [16, 16],
+                "channels": in_channels,
+                "mean": [0.5] * in_channels,
+                "std": [0.25] * in_channels,
+            },
+            "config": {},
+            "state": {"model": model.state_dict()},
+            "progress": {"iteration": iteration},
+        }
+    )
 
 
 def _tiny(in_channels=1):

@@ -29,6 +29,7 @@ from reliability_support import (
 )
 from resnetlab.evaluation.preprocess import Preprocess
 from resnetlab.models import build_model
+from resnetlab.train.checkpoint import seal
 from resnetlab.train.weights import load_weights, model_from_checkpoint, save_weights
 
 FUZZ_FIELDS = 100  # valid pickles with one field replaced or removed
@@ -97,7 +98,7 @@ def _tiny():
 def _checkpoint() -> dict:
     ckpt = tiny_checkpoint()
     ckpt["state"]["model"] = _tiny().state_dict()
-    return ckpt
+    return seal(ckpt)
 
 
 def _to_bytes(obj) -> bytes:

@@ -81,11 +81,12 @@ def _resume_config(args: argparse.Namespace, out: Path):
         raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
     if not out.is_dir():
         raise CheckpointError(f"{out}: no such run folder")
-    from resnetlab.train.checkpoint import load_checkpoint
+    from resnetlab.train.checkpoint import load_newest_intact
 
     last = out / "checkpoints" / "last.pt"
-    if last.exists():
-        return config_from_dict(load_checkpoint(last)["config"], str(last))
+    if last.exists():  # the run itself names a damaged last.pt when it resumes
+        ckpt, path = load_newest_intact(last.parent, report=False)
+        return config_from_dict(ckpt["config"], str(path))
     if (out / "config.yaml").exists():  # stopped before its first checkpoint: start over
         return load_config(out / "config.yaml")
     raise CheckpointError(f"{out}: not a run folder (no checkpoints/last.pt, no config.yaml)")

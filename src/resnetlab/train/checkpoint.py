@@ -10,7 +10,10 @@ A checkpoint is a dict of plain types and tensors only, so loading one can never
      "progress": {"iteration", "epoch", "batch", "wall_s", "train_s", "images", "meter"},
      "rng": {"torch", "cuda", "numpy", "python"},
      "best": {"metric", "value", "iteration", ...} or None,
-     "last_eval": the latest eval record of metrics.jsonl, or None}
+     "last_eval": the latest eval record of metrics.jsonl, or None,
+     "digest": {"sha256": integrity.tensor_digest of every other field's tensors}}
+
+Every load verifies the digest and the layout, so a damaged file is one error line naming it.
 
 A run folder keeps ``checkpoints/last.pt``, ``best.pt`` and the last K ``step-XXXXXXXX.pt``.
 Rebuilding a model from a checkpoint, and plain weight files, live in ``train.weights``.
@@ -18,6 +21,7 @@ Rebuilding a model from a checkpoint, and plain weight files, live in ``train.we
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from pathlib import Path
@@ -27,7 +31,8 @@ import numpy as np
 import torch
 
 from resnetlab.atomic import atomic_link, atomic_write
-from resnetlab.errors import CheckpointError
+from resnetlab.errors import CheckpointError, notice
+from resnetlab.train.integrity import DIGEST_ALGORITHM, check_digest, tensor_digest
 
 FORMAT = "resnetlab-checkpoint"
 # The largest input a checkpoint may declare (the image reader's limit, data.images.MAX_PIXELS):
@@ -57,11 +62,55 @@ def write_checkpoint(
     if best:
         names.append("best.pt")
     first = folder / names[0]
-    atomic_write(first, lambda f: torch.save(ckpt, f))
+    sealed = seal(ckpt)
+    atomic_write(first, lambda f: torch.save(sealed, f))
     for name in names[1:]:
         atomic_link(first, folder / name)
     for old in sorted(folder.glob("step-*.pt"))[: -keep_last or None]:
         old.unlink(missing_ok=True)
+
+
+def seal(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` with the digest of its tensors (replacing any it had), as every load expects."""
+    body = {k: v for k, v in ckpt.items() if k != "digest"}
+    return body | {"digest": {DIGEST_ALGORITHM: tensor_digest(body)}}
+
+
+def load_newest_intact(
+    folder: str | Path,
+    *,
+    model: str | None = None,
+    map_location: str | torch.device = "cpu",
+    report: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint of a run's ``checkpoints/`` folder that loads: ``last.pt``, else the
+    ``step-*.pt`` files from the newest down. A damaged file passed over is named on stderr
+    (with ``report``), so that a torn or rotted ``last.pt`` loses only the steps since the newest
+    intact one.
+
+    Raises:
+        CheckpointError: no file of the folder loads (the first file's error, and how many).
+    """
+    folder = Path(folder)
+    steps = sorted(folder.glob("step-*.pt"), reverse=True)  # zero-padded: newest first
+    candidates = [p for p in [folder / "last.pt", *steps] if p.is_file()]
+    errors = []
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path, model=model, map_location=map_location)
+        except CheckpointError as err:
+            errors.append(str(err))
+            continue
+        for error in errors if report else ():
+            notice(f"{error}; passed over")
+        if errors and report:
+            it = ckpt["progress"]["iteration"]
+            notice(f"resuming from {path} (iteration {it}), the newest intact checkpoint")
+        return ckpt, path
+    if not errors:
+        raise CheckpointError(f"{folder}: no checkpoint to resume from")
+    more = f" (and {len(errors) - 1} more damaged files)" if len(errors) > 1 else ""
+    raise CheckpointError(f"no intact checkpoint in {folder}: {errors[0]}{more}")
 
 
 def rng_state() -> dict[str, Any]:
@@ -149,6 +198,11 @@ def safe_load(path: Path, map_location: str | torch.device) -> Any:
         raise CheckpointError(f"{path}: corrupt or not a torch file") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         _check_layout(obj, path)
+        digest = obj.get("digest")
+        body = {k: v for k, v in obj.items() if k != "digest"}
+        check_digest(
+            body, digest.get(DIGEST_ALGORITHM) if isinstance(digest, dict) else None, str(path)
+        )
     return obj
 
 
@@ -184,6 +238,18 @@ def _check_layout(ckpt: dict[str, Any], path: Path) -> None:
     bad = [name for name, ok in fields.items() if not ok]
     if bad:
         raise CheckpointError(f"{path}: damaged checkpoint: malformed {', '.join(bad)} field")
+    for key in ("mean", "std"):
+        values = data[key]
+        if not all(math.isfinite(v) for v in values) or (key == "std" and min(values) <= 0):
+            rule = "finite and above 0" if key == "std" else "finite"
+            raise CheckpointError(
+                f"{path}: damaged checkpoint: data.{key} must be {rule}; got {values}"
+            )
+    if len(data["classes"]) != m["num_classes"]:
+        raise CheckpointError(
+            f"{path}: damaged checkpoint: {len(data['classes'])} class names for a model of "
+            f"{m['num_classes']} outputs"
+        )
     depth = m["overrides"].get("depth")
     if type(depth) is int and depth > len(weights):  # every layer holds a weight tensor
         raise CheckpointError(

@@ -29,7 +29,7 @@ from resnetlab.models import build_model, check_input_size
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
     FORMAT,
-    load_checkpoint,
+    load_newest_intact,
     rng_state,
     set_rng_state,
     write_checkpoint,
@@ -46,7 +46,7 @@ from resnetlab.train.precision import (
     set_deterministic,
 )
 from resnetlab.train.schedule import LRSchedule
-from resnetlab.train.weights import load_weights
+from resnetlab.train.weights import load_state, load_weights
 
 VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
 RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
@@ -228,7 +228,10 @@ def _prepare_folder(run: Run, resume: bool) -> None:
             f"or give another --out"
         )
     if resume and last.exists():
-        _restore(run, load_checkpoint(last, model=run.cfg.model.name, map_location=run.device))
+        ckpt, path = load_newest_intact(
+            run.checkpoints, model=run.cfg.model.name, map_location=run.device
+        )
+        _restore(run, ckpt, str(path))
     if run.world.main:
         run.out.mkdir(parents=True, exist_ok=True)
         write_text(run.out / "config.yaml", config_to_yaml(run.cfg))
@@ -242,9 +245,9 @@ def _prepare_folder(run: Run, resume: bool) -> None:
     distributed.barrier(run.world)
 
 
-def _restore(run: Run, ckpt: dict[str, Any]) -> None:
+def _restore(run: Run, ckpt: dict[str, Any], source: str) -> None:
     state, progress = ckpt["state"], ckpt["progress"]
-    unwrap(run.model).load_state_dict(state["model"])
+    load_state(unwrap(run.model), state["model"], source)
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load_state_dict(state["schedule"])
     run.scaler.load_state_dict(state["scaler"])

@@ -1,7 +1,12 @@
 """Weight files and trained models: ``.pt``/``.pth`` state dicts, ``.safetensors``, checkpoints.
 
 Every load fits the tensors to the model by name and shape first, so a file of another
-architecture is one error line naming the keys that do not fit.
+architecture is one error line naming the keys that do not fit, and checks their values
+(``integrity.check_state_values``). The files resnetlab writes carry the digest of their tensors:
+a ``.safetensors`` file in its metadata (``resnetlab_digest``), a ``.pt``/``.pth`` file as
+``{"format": "resnetlab-weights", "state_dict": ..., "digest": {"sha256": ...}}`` (the
+``state_dict`` key that many checkpoints use). Files from elsewhere carry none and load as they
+are: a plain state dict (torchvision's), or a dict with a ``state_dict`` entry.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ from resnetlab.errors import CheckpointError
 from resnetlab.models import build_model
 from resnetlab.train.checkpoint import FORMAT, load_checkpoint, safe_load
 from resnetlab.train.distributed import unwrap
+from resnetlab.train.integrity import (
+    DIGEST_ALGORITHM,
+    check_digest,
+    check_state_values,
+    tensor_digest,
+)
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
+WEIGHTS_FORMAT = "resnetlab-weights"
+SAFETENSORS_DIGEST = "resnetlab_digest"
 
 
 def model_from_checkpoint(
@@ -42,7 +55,7 @@ def model_from_checkpoint(
         skeleton = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
     _check_fit(skeleton, ckpt["state"]["model"], str(path))
     model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
-    _load_state(model, ckpt["state"]["model"], str(path))
+    load_state(model, ckpt["state"]["model"], str(path))
     return model.to(map_location).eval(), ckpt
 
 
@@ -51,12 +64,18 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     _check_suffix(path)
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    digest = tensor_digest(state)
     if path.suffix == ".safetensors":
         from safetensors.torch import save
 
-        write_bytes(path, save(state, metadata={"format": "pt"}))
+        write_bytes(path, save(state, metadata={"format": "pt", SAFETENSORS_DIGEST: digest}))
     else:
-        atomic_write(path, lambda f: torch.save(state, f))
+        wrapped = {
+            "format": WEIGHTS_FORMAT,
+            "state_dict": state,
+            "digest": {DIGEST_ALGORITHM: digest},
+        }
+        atomic_write(path, lambda f: torch.save(wrapped, f))
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
@@ -74,22 +93,23 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(f"{path}: weight file not found")
     source = str(path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+        state = _read_safetensors(path)
     else:
-        state = safe_load(path, "cpu")
+        state = safe_load(path, "cpu")  # a resnetlab checkpoint's digest is verified there
         if isinstance(state, dict) and state.get("format") == FORMAT:
             source = f"{path} (a checkpoint of model {state['model']['name']!r})"
             state = state["state"]["model"]
+        elif isinstance(state, dict) and state.get("format") == WEIGHTS_FORMAT:
+            digest = state.get("digest")
+            expected = digest.get(DIGEST_ALGORITHM) if isinstance(digest, dict) else None
+            state = state.get("state_dict")
+            check_digest(state, expected, source)
+        elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]  # another program's checkpoint ({"state_dict": ...})
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    _load_state(unwrap(model), state, source)
+    load_state(unwrap(model), state, source)
     return model
 
 
@@ -103,9 +123,27 @@ def _check_suffix(path: Path) -> None:
         )
 
 
-def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with one-line errors naming what does not fit."""
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, their digest verified where it carries one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118  (not a dict)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    if SAFETENSORS_DIGEST in metadata:
+        check_digest(state, metadata[SAFETENSORS_DIGEST], str(path))
+    return state
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` after checking that ``state`` fits ``model`` (names,
+    shapes) and holds values it can take (dtypes, finite values, BN variances), with one-line
+    errors naming the file and the key."""
     _check_fit(model, state, source)
+    check_state_values(model.state_dict(), state, source)
     model.load_state_dict(state, strict=True)
 
 
