@@ -56,6 +56,20 @@ def test_a_finished_run_with_another_config_is_refused(tmp_path):
         check_same_config(folder, other)
 
 
+def test_a_run_saved_before_a_config_field_existed_had_its_default(tmp_path):
+    run = RunSpec("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
+    cfg = config_for(Recipe(defaults={"iterations": 5}), run)
+    saved = dataclasses.asdict(cfg)
+    del saved["optim"]["nesterov"], saved["keep_last"]  # fields this run's version lacked
+    folder = tmp_path / run.folder
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"config": saved, "final": {}}))
+    check_same_config(folder, cfg)  # both at their defaults: the same run
+    other = config_for(Recipe(defaults={"iterations": 5, "keep_last": 9}), run)
+    with pytest.raises(ConfigError, match=r"keep_last=3, not 9"):
+        check_same_config(folder, other)
+
+
 def _summary(train, test):
     return {"final": {"train_error": train, "test_error": test}}
 

@@ -199,11 +199,12 @@ def run_all(
 def check_same_config(run_dir: Path, cfg: RunConfig) -> None:
     """Raise ``ConfigError`` if the finished run in ``run_dir`` used another config than ``cfg``.
 
-    Skipping such a run would mix two recipes in one table.
+    Skipping such a run would mix two recipes in one table. A key the saved config lacks is a
+    field added to ``RunConfig`` after the run: the run had its default.
     """
     saved = read_json(run_dir / "summary.json").get("config", {})
     wanted = dataclasses.asdict(cfg)
-    diff = sorted(_differences(saved, wanted))
+    diff = sorted(_differences(saved, wanted, dataclasses.asdict(RunConfig())))
     if diff:
         key, old, new = diff[0]
         more = f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""
@@ -213,10 +214,16 @@ def check_same_config(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
-def _differences(saved: Any, wanted: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+def _differences(
+    saved: Any, wanted: Any, default: Any, prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
     if isinstance(saved, dict) and isinstance(wanted, dict):
-        keys = list(dict.fromkeys([*wanted, *saved]))
-        return [d for k in keys for d in _differences(saved.get(k), wanted.get(k), f"{prefix}{k}.")]
+        default = default if isinstance(default, dict) else {}
+        found = []
+        for k in dict.fromkeys([*wanted, *saved]):
+            old = saved[k] if k in saved else default.get(k)  # a newer field: its default
+            found += _differences(old, wanted.get(k), default.get(k), f"{prefix}{k}.")
+        return found
     return [] if saved == wanted else [(prefix.rstrip("."), saved, wanted)]
 
 
