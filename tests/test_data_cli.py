@@ -61,7 +61,7 @@ def test_strict_folder_with_a_non_image_file(tmp_path, capsys):
     from PIL import Image
 
     (tmp_path / "a").mkdir()
-    Image.new("RGB", (40, 40)).save(tmp_path / "a" / "x.png")
+    Image.linear_gradient("L").resize((40, 40)).convert("RGB").save(tmp_path / "a" / "x.png")
     (tmp_path / "a" / "readme.md").write_text("hi")
     argv = ["data", "info", "--data", "folder", "--data-dir", str(tmp_path), "--image-size", "32"]
     assert main([*argv, "--strict"]) == 2

@@ -69,10 +69,17 @@ def test_val_split_json_and_out(run, tmp_path, capsys):
 @pytest.fixture
 def other_classes(tmp_path):
     """An image folder with classes other than the digits."""
-    for cls in ("cat", "dog"):
-        (tmp_path / "imgs" / cls).mkdir(parents=True)
-        Image.new("RGB", (20, 20), (200, 10, 10)).save(tmp_path / "imgs" / cls / "a.png")
+    _write_images(tmp_path / "imgs", ("cat", "dog"), per_class=5)
     return tmp_path / "imgs"
+
+
+def _write_images(root, classes, per_class: int) -> None:
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for k in range(per_class):
+            pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{k}.png")
 
 
 @pytest.mark.parametrize(

@@ -116,10 +116,9 @@ def test_decode_image_refuses_bombs_before_decoding(bomb_files, no_decoding, nam
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_the_folder_reader_refuses_bombs(tmp_path, bomb_files, monkeypatch, name):
     monkeypatch.setenv("RESNETLAB_CACHE", str(tmp_path / "cache"))
-    for label in ("good", "hostile"):
+    for label, color in (("good", (10, 120, 40)), ("hostile", (200, 30, 90))):
         (tmp_path / "data" / label).mkdir(parents=True)
-        _ok = Image.new("RGB", (40, 30), (10, 120, 40))
-        _ok.save(tmp_path / "data" / label / "ok.png")
+        Image.new("RGB", (40, 30), color).save(tmp_path / "data" / label / "ok.png")
     bomb = tmp_path / "data" / "hostile" / bomb_files[name].name
     bomb.write_bytes(bomb_files[name].read_bytes())
     ds = load_folder("train", tmp_path / "data", image_size=32)  # statistics skip the bomb

@@ -111,6 +111,7 @@ def load_cifar(
     mean, std = cached_stats(
         f"{name}:{fingerprint(train_files)}",
         lambda: array_stats(read_batches(spec, folder, spec.train, len(classes), verify=False)[0]),
+        str(folder),
     )
     info = DatasetInfo(name, classes, (32, 32), 3, mean, std)
     return ArrayDataset(images, labels, info)

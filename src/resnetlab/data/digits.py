@@ -34,7 +34,9 @@ def load_digits(split: str = "train", image_size: int | None = None) -> ArrayDat
     if size < 8:
         raise ConfigError(f"--image-size for digits must be at least 8; got {size}")
     images, labels = _splits(size)[split]
-    mean, std = cached_stats(f"digits-{size}:{_sklearn_version()}", lambda: _train_stats(size))
+    mean, std = cached_stats(
+        f"digits-{size}:{_sklearn_version()}", lambda: _train_stats(size), "digits"
+    )
     info = DatasetInfo("digits", CLASSES, (size, size), 1, mean, std)
     return ArrayDataset(images, labels, info)
 

@@ -100,7 +100,7 @@ def load_folder(
     train_scan = scan if split == "train" else scan_folder(train_dir, strict=strict)
     if scan.classes != train_scan.classes:
         raise DataError(f"{test_dir}: class folders differ from those of {train_dir}")
-    mean, std = _train_stats(train_scan.samples, recipe)
+    mean, std = _train_stats(train_scan.samples, recipe, train_dir)
     info = DatasetInfo("folder", scan.classes, (recipe.crop, recipe.crop), 3, mean, std)
     return FolderDataset(scan.root, info, scan.samples, recipe=recipe, strict=strict)
 
@@ -118,7 +118,7 @@ def split_dirs(root: Path) -> tuple[Path, Path]:
 
 
 def _train_stats(
-    samples: list[tuple[str, int]], recipe: ImageNetRecipe
+    samples: list[tuple[str, int]], recipe: ImageNetRecipe, train_dir: Path
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     step = max(1, len(samples) // STATS_SAMPLE)
     paths = [path for path, _ in samples[::step][:STATS_SAMPLE]]
@@ -134,7 +134,7 @@ def _train_stats(
     def compute():
         hist = channel_histograms(views(), 3)
         if not hist.sum():
-            raise DataError(f"{Path(paths[0]).parent.parent}: none of the images could be decoded")
+            raise DataError(f"{train_dir}: none of the images could be decoded")
         return stats_from_histograms(hist)
 
-    return cached_stats(key, compute)
+    return cached_stats(key, compute, f"{train_dir} (train split)")

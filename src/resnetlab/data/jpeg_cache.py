@@ -43,7 +43,9 @@ def load_image_array(
     images, labels, classes = _decoded(root / split, strict=strict, workers=workers)
     train_key = f"{name}:{_key(root / 'train')}"
     mean, std = cached_stats(
-        train_key, lambda: array_stats(_decoded(root / "train", strict=strict, workers=workers)[0])
+        train_key,
+        lambda: array_stats(_decoded(root / "train", strict=strict, workers=workers)[0]),
+        str(root / "train"),
     )
     size = (images.shape[2], images.shape[3])
     info = DatasetInfo(name, classes, size, images.shape[1], mean, std)

@@ -32,7 +32,9 @@ def load_signs(split: str, root: Path) -> ArrayDataset:
     images, labels, classes = read_signs(root / f"{split}_signs.h5", split)
     train = root / "train_signs.h5"
     mean, std = cached_stats(
-        f"signs:{fingerprint([train])}", lambda: array_stats(read_signs(train, "train")[0])
+        f"signs:{fingerprint([train])}",
+        lambda: array_stats(read_signs(train, "train")[0]),
+        str(train),
     )
     info = DatasetInfo("signs", classes, tuple(images.shape[2:]), 3, mean, std)
     return ArrayDataset(images, labels, info)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 
 import torch
 
 from resnetlab.atomic import atomic_write
 from resnetlab.data.files import cache_dir
+from resnetlab.errors import DataError
 
 STATS_FILE = "stats.json"
+CHANNEL_NAMES = {1: ("gray",), 3: ("red", "green", "blue")}
 
 
 def channel_histograms(batches: Iterable[torch.Tensor], channels: int) -> torch.Tensor:
@@ -33,13 +36,23 @@ def channel_histograms(batches: Iterable[torch.Tensor], channels: int) -> torch.
 
 
 def stats_from_histograms(hist: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean and (population) standard deviation per channel, in [0, 1] units."""
-    values = torch.arange(256, dtype=torch.float64) / 255.0
-    counts = hist.to(torch.float64)
-    n = counts.sum(dim=1)
-    mean = (counts * values).sum(dim=1) / n
-    var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(dim=1) / n
-    return tuple(mean.tolist()), tuple(var.sqrt().tolist())
+    """Mean and (population) standard deviation per channel, in [0, 1] units.
+
+    The moments are summed in Python integers and divided once, so a channel whose pixels all
+    have one value has a std of exactly 0; a channel without pixels gets NaNs.
+    """
+    means, stds = [], []
+    for counts in hist.tolist():
+        n = sum(counts)
+        s1 = sum(v * c for v, c in enumerate(counts))
+        s2 = sum(v * v * c for v, c in enumerate(counts))
+        if n == 0:
+            means.append(math.nan)
+            stds.append(math.nan)
+            continue
+        means.append(s1 / (255 * n))
+        stds.append(math.sqrt((n * s2 - s1 * s1) / (255 * n) ** 2))
+    return tuple(means), tuple(stds)
 
 
 def array_stats(
@@ -51,13 +64,18 @@ def array_stats(
 
 
 def cached_stats(
-    key: str, compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]]
+    key: str, compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]], source: str
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std stored under ``key`` in the cache, computed and stored on a miss.
 
     Args:
         key: names the dataset and its fingerprint, e.g. ``"cifar10:1f3a..."``.
         compute: returns (mean, std) from the train split.
+        source: the train split's file or folder, named when its statistics are unusable.
+
+    Raises:
+        DataError: a channel whose std is 0 (or a statistic that is not finite), checked on
+            cached values too: normalising by it would divide by zero.
     """
     path = cache_dir() / STATS_FILE
     try:
@@ -66,10 +84,36 @@ def cached_stats(
         table = {}
     entry = table.get(key) if isinstance(table, dict) else None
     if isinstance(entry, dict) and {"mean", "std"} <= entry.keys():
-        return tuple(entry["mean"]), tuple(entry["std"])
-    mean, std = compute()
+        return check_stats(source, tuple(entry["mean"]), tuple(entry["std"]))
+    mean, std = check_stats(source, *compute())
     table = table if isinstance(table, dict) else {}
     table[key] = {"mean": list(mean), "std": list(std)}
     text = json.dumps(table, indent=1, sort_keys=True).encode()
     atomic_write(path, lambda f: f.write(text))
+    return mean, std
+
+
+def check_stats(
+    source: str, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` when every channel has a finite mean and a positive, finite std.
+
+    Raises:
+        DataError: naming ``source`` and each channel whose std is 0 (all of its pixels have one
+            value, as in a dataset of identical images) or whose statistics are not finite (no
+            pixels at all).
+    """
+    if not all(math.isfinite(v) for v in (*mean, *std)):
+        raise DataError(f"{source}: no pixels to compute the channel mean and std from")
+    names = CHANNEL_NAMES.get(len(std), tuple(str(c) for c in range(len(std))))
+    flat = [c for c, s in enumerate(std) if s <= 0]
+    if flat:
+        which = ", ".join(
+            f"{c} ({names[c]}: every pixel is {round(mean[c] * 255)}/255)" for c in flat
+        )
+        verb = "has" if len(flat) == 1 else "have"
+        raise DataError(
+            f"{source}: channel{'s' * (len(flat) > 1)} {which} {verb} std 0 over the train "
+            "images, so they cannot be normalised ((x - mean) / std); are all the images the same?"
+        )
     return mean, std
