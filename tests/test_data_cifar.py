@@ -20,6 +20,7 @@ from data_fixtures import (
     write_cifar10,
     write_cifar100,
 )
+from reliability_support import hang_guard
 from resnetlab.data import cifar, load_dataset
 from resnetlab.data.archive import safe_extract
 from resnetlab.data.files import md5_file
@@ -241,3 +242,25 @@ def test_an_honest_memo_is_accepted(tmp_path):
     value = {"label_names": ["a", "b"], "shared": [1, 2]}
     path.write_bytes(pickle.dumps(value, protocol=2))
     assert safe_load(path) == value
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_fifo_or_a_device_is_named_not_read(tmp_path, monkeypatch, verify):
+    folder = write_cifar10(tmp_path / "a")
+    _fixture_md5s(monkeypatch, folder)  # so that verify=True reaches the batch
+    (folder / "data_batch_1").unlink()
+    os.mkfifo(folder / "data_batch_1")  # reading it would block until someone wrote to it
+    with (
+        hang_guard(5),
+        pytest.raises(DataError, match=r"data_batch_1: not a regular file \(a FIFO"),
+    ):
+        load_dataset("cifar10", root=tmp_path / "a", verify=verify)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cifar-10-python.tar.gz").symlink_to("/dev/zero")  # never ends
+    with (
+        hang_guard(5),
+        pytest.raises(
+            DataError, match=r"cifar-10-python\.tar\.gz: not a regular file \(a character device"
+        ),
+    ):
+        load_dataset("cifar10", root=tmp_path / "b", verify=verify)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
 
+from reliability_support import hang_guard
 from resnetlab.data import load_dataset
 from resnetlab.errors import DataError
 
@@ -80,4 +83,18 @@ def test_missing_and_non_hdf5_files(signs_root):
         load_dataset("signs", "test", root=signs_root)
     (signs_root / "test_signs.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match=r"test_signs\.h5: not a readable HDF5 file"):
+        load_dataset("signs", "test", root=signs_root)
+
+
+def test_a_fifo_or_a_device_in_place_of_the_file_is_not_read(signs_root):
+    (signs_root / "test_signs.h5").unlink()
+    os.mkfifo(signs_root / "test_signs.h5")
+    with (
+        hang_guard(5),
+        pytest.raises(DataError, match=r"test_signs\.h5: not a regular file \(a FIFO"),
+    ):
+        load_dataset("signs", "test", root=signs_root)
+    (signs_root / "test_signs.h5").unlink()
+    (signs_root / "test_signs.h5").symlink_to("/dev/zero")
+    with hang_guard(5), pytest.raises(DataError, match=r"not a regular file \(a character device"):
         load_dataset("signs", "test", root=signs_root)

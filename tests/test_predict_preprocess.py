@@ -121,6 +121,7 @@ def test_unreadable_files_raise_data_error_naming_them(tmp_path, name, content, 
 
 def test_missing_file_and_folder(tmp_path):
     prep = Preprocess.for_data(RGB)
-    for path in (tmp_path / "nope.jpg", tmp_path):
-        with pytest.raises(DataError, match="image file not found"):
-            prep.load(path)
+    with pytest.raises(DataError, match=r"nope\.jpg: image file not found"):
+        prep.load(tmp_path / "nope.jpg")
+    with pytest.raises(DataError, match=r"not a regular file \(a folder\); expected an image"):
+        prep.load(tmp_path)

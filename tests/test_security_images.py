@@ -1,5 +1,7 @@
 """Decompression bombs: images that declare (or decode to) enormous sizes are refused before any
-pixel is decoded, by the image reader, the folder dataset and ``resnetlab predict``.
+pixel is decoded, by the image reader, the folder dataset and ``resnetlab predict``. And files
+that are not regular files (FIFOs, devices, folders, looping or broken links) are named without
+being read.
 
 "Before decoding" is checked, not assumed: Pillow's decoder factory is replaced by a spy that
 fails the test if it is ever called for a bomb.
@@ -8,15 +10,17 @@ fails the test if it is ever called for a bomb.
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from reliability_support import hang_guard, peak_rss_mb, tiny_checkpoint
+from reliability_support import hang_guard, peak_rss_mb, run_cli, tiny_checkpoint
 from resnetlab.cli import main
 from resnetlab.data.folder import load_folder
 from resnetlab.data.images import MAX_ASPECT, MAX_PIXELS, decode_image
@@ -150,3 +154,89 @@ def test_predict_refuses_bombs_in_one_line(tmp_path, bomb_files, no_decoding, ca
     assert re.search(_expected(name), err)
     assert bomb_files[name].name in err
     assert not no_decoding
+
+
+# ----------------------------------------------------------------------------------------------
+# Not a regular file: FIFOs, devices, folders, looping and broken links are named, never read
+# ----------------------------------------------------------------------------------------------
+SPECIAL = {
+    "fifo": r"not a regular file \(a FIFO \(named pipe\)\); expected an image file",
+    "dev-zero": r"not a regular file \(a character device\); expected an image file",
+    "folder": r"not a regular file \(a folder\); expected an image file",
+    "link-loop": r"symbolic link loop \(the link leads back to itself\)",
+    "broken-link": r"broken symbolic link",
+}
+SPECIAL_READERS = ["decode_image", "folder", "predict"]
+SPECIAL_CASES = len(SPECIAL) * len(SPECIAL_READERS) + 1  # + the subprocess run of data info
+
+
+def _make_special(path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block until a writer came
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")  # reading it would never end
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "link-loop":
+        path.symlink_to(path.name)
+    else:
+        path.symlink_to(path.parent / "gone.png")
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+def test_decode_image_names_what_is_not_a_regular_file(tmp_path, kind):
+    path = tmp_path / "x.png"
+    _make_special(path, kind)
+    with hang_guard(5), pytest.raises(DataError, match=rf"x\.png: {SPECIAL[kind]}$"):
+        decode_image(path)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+def test_the_folder_reader_skips_what_is_not_a_regular_file(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("RESNETLAB_CACHE", str(tmp_path / "cache"))
+    for label, color in (("a", (10, 120, 40)), ("b", (200, 30, 90))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        Image.new("RGB", (40, 30), color).save(tmp_path / "data" / label / "ok.png")
+    _make_special(tmp_path / "data" / "b" / "x.png", kind)
+    with hang_guard(10):
+        with pytest.warns(UserWarning, match=rf"skipped .*b/x\.png: {SPECIAL[kind]}"):
+            ds = load_folder("train", tmp_path / "data", image_size=16)
+        assert [Path(p).name for p, _ in ds.samples] == ["ok.png", "ok.png"]
+        with pytest.raises(DataError, match=rf"b/x\.png: {SPECIAL[kind]}"):
+            load_folder("train", tmp_path / "data", image_size=16, strict=True)
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+def test_predict_names_what_is_not_a_regular_file(tmp_path, capsys, kind):
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(tiny_checkpoint(), ckpt)
+    path = tmp_path / "x.png"
+    _make_special(path, kind)
+    with hang_guard(30):
+        code = main(["predict", str(ckpt), str(path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert re.fullmatch(rf"resnetlab: error: {re.escape(str(path))}: {SPECIAL[kind]}", err)
+
+
+def test_data_info_warns_in_one_line_of_ours_per_bad_entry(tmp_path):
+    for label, color in (("a", (10, 120, 40)), ("b", (200, 30, 90))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for k in range(3):
+            Image.new("RGB", (40, 30), color).save(tmp_path / "data" / label / f"{k}.png")
+    for kind in sorted(SPECIAL):
+        _make_special(tmp_path / "data" / "a" / f"{kind}.jpg", kind)
+    (tmp_path / "data" / "loop-class").symlink_to("loop-class")  # meant as a class folder
+    argv = ["data", "info", "--data", "folder", "--data-dir", str(tmp_path / "data")]
+    result = run_cli([*argv, "--image-size", "16"], timeout=60,
+                     env={"RESNETLAB_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(SPECIAL) + 1, result.stderr  # no Python file:line, no source lines
+    assert all(line.startswith("resnetlab: warning: skipped ") for line in lines)
+    for kind, message in SPECIAL.items():
+        assert sum(bool(re.search(rf"a/{kind}\.jpg: {message}$", x)) for x in lines) == 1, kind
+    assert sum(x.endswith("data/loop-class: symbolic link loop (the link leads back to itself)")
+               for x in lines) == 1  # fmt: skip
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+    assert "train      6 images" in result.stdout

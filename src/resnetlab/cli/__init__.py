@@ -3,16 +3,20 @@
 Each sub-command lives in a module of its own that defines ``register(subparsers)``; the list below
 is the one place that names them. A user error (``resnetlab.errors.UserError``, a bad option) is
 printed as one line with exit code 2, and so is an ``OSError`` (a path that cannot be read or
-written, a full disk); ``--debug`` shows the traceback instead.
+written, a full disk); ``--debug`` shows the traceback instead. A warning is one line on stderr
+(``resnetlab: warning: ...``, never Python's file, line number and source line).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from resnetlab.errors import UserError
 
@@ -47,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        with _one_line_warnings():
+            return int(args.func(args) or 0)
     except UserError as err:
         if debug:
             raise
@@ -65,6 +70,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("resnetlab: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings as one line each, while a command runs."""
+    format_warning = warnings.formatwarning
+    # formatwarning, not showwarning: warnings recorded by a caller (pytest.warns) still are.
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = format_warning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        return f"resnetlab: warning: {one_line(str(message))}\n"  # ours: the message says it all
+    where = f"{category.__name__} at {filename}:{lineno}"
+    return f"resnetlab: warning: {one_line(str(message))} ({where})\n"
 
 
 def one_line(message: str) -> str:

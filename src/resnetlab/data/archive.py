@@ -9,6 +9,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from resnetlab.data.files import open_regular
 from resnetlab.errors import DataError
 
 
@@ -62,7 +63,7 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
 def _extract_to(archive: Path, staging: Path) -> list[str]:
     tops: list[str] = []
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        with open_regular(archive) as f, tarfile.open(fileobj=f, mode="r:*") as tar:
             for member in tar:
                 problem = check_member(member)
                 if problem:
@@ -82,8 +83,8 @@ def _extract_to(archive: Path, staging: Path) -> list[str]:
                     shutil.copyfileobj(source, out)
                     out.flush()
                     os.fsync(out.fileno())
-    except FileNotFoundError:
-        raise DataError(f"{archive}: file not found") from None
+    except DataError:
+        raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(f"{archive}: truncated or corrupt archive ({err})") from err
     if not tops:

@@ -1,11 +1,12 @@
 """Finding and decoding image files: class subfolders, JPEG/PNG only, bad files named.
 
-Shared by ``FolderDataset`` (decoded in DataLoader workers) and the decoded-once JPEG copy of
-CIFAR-10 (``jpeg_cache``).
+Shared by ``FolderDataset`` (decoded in DataLoader workers), the decoded-once JPEG copy of
+CIFAR-10 (``jpeg_cache``) and ``resnetlab predict`` (``evaluation.preprocess``).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from resnetlab.data.files import file_problem, open_regular
 from resnetlab.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -45,39 +47,77 @@ class FolderScan:
 def scan_folder(root: str | Path, *, strict: bool = False) -> FolderScan:
     """List the images of a folder of class subfolders.
 
-    Files that are not JPEG or PNG (by suffix) are skipped with a warning, or are fatal with
-    ``strict``; hidden files are ignored. A missing folder, a folder with no class subfolders
-    and an empty class subfolder raise ``DataError`` naming the path.
+    An image is a regular file (or a link to one) whose suffix is ``.jpg``, ``.jpeg`` or ``.png``.
+    Anything else in a class folder (another suffix, a sub-folder, a FIFO or device, a broken
+    or looping link) is skipped with a one-line warning naming it, or is fatal with ``strict``;
+    hidden files are ignored. A missing folder, a folder with no class subfolders and a class
+    subfolder without images raise ``DataError`` naming the path.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: folder not found")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
+    entries = sorted(
+        (e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name
+    )
+    scan = FolderScan(root, tuple(e.name for e in entries if _is(e, "dir")), [])
+    for e in entries:  # a link that was meant as a class folder but leads nowhere
+        problem = file_problem(e.path, "class folder") if e.is_symlink() else None
+        if problem and not _is(e, "dir"):
+            report_bad(scan.skipped, problem, strict=strict)
+    if not scan.classes:
         raise DataError(f"{root}: no class subfolders found (expected <class>/<image>.jpg)")
-    scan = FolderScan(root, tuple(p.name for p in class_dirs), [])
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.iterdir() if not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        for other in (p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES):
-            report_bad(scan.skipped, f"{other}: not a JPEG or PNG file", strict=strict)
+    for label, name in enumerate(scan.classes):
+        images = _class_images(root / name, scan.skipped, strict)
         if not images:
-            raise DataError(f"{class_dir}: class folder has no JPEG or PNG files")
-        scan.samples.extend((str(p), label) for p in images)
+            raise DataError(f"{root / name}: class folder has no JPEG or PNG files")
+        scan.samples.extend((path, label) for path in images)
     warn_skipped(scan.skipped)
     return scan
+
+
+def _class_images(folder: Path, skipped: list[str], strict: bool) -> list[str]:
+    """The image files of one class folder, sorted by name; the rest goes to ``skipped``."""
+    images = []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        if e.name.startswith("."):
+            continue
+        # DirEntry.is_file costs no system call for a plain file (the listing holds its type).
+        problem = None if _is(e, "file") else file_problem(e.path, "image file")
+        if problem is None and Path(e.name).suffix.lower() not in IMAGE_SUFFIXES:
+            problem = f"{e.path}: not a JPEG or PNG file"
+        if problem:
+            report_bad(skipped, problem, strict=strict)
+        else:
+            images.append(e.path)
+    return images
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_dir()`` / ``entry.is_file()``, following links; False where that fails (a link
+    loop raises ELOOP), for ``file_problem`` to name."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
 
 
 def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a JPEG or PNG file to RGB, refusing oversized or undecodable files.
 
     Raises:
-        DataError: naming the file and the problem.
+        DataError: naming the file and the problem: missing, not a regular file (a FIFO or a
+            device is never read), not an image, damaged, or declaring more than ``max_pixels``
+            pixels or an aspect ratio beyond ``MAX_ASPECT`` (checked from the header, before
+            any pixel is decoded).
     """
     # Pillow warns above 89 M pixels while opening; our own, lower limit refuses such images.
     quiet = warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning)
     try:
-        with quiet, Image.open(path, formats=["JPEG", "PNG"]) as img:
+        with (
+            open_regular(path, "image file") as f,
+            quiet,
+            Image.open(f, formats=["JPEG", "PNG"]) as img,
+        ):
             w, h = img.size  # from the header; nothing is decoded yet
             if w * h > max_pixels:
                 raise DataError(
@@ -108,8 +148,18 @@ def report_bad(skipped: list[str], problem: str, *, strict: bool) -> None:
 
 
 def warn_skipped(problems: list[str]) -> None:
-    """One warning per skipped file (the first few by name), then a count of the rest."""
-    for problem in problems[:WARN_LIMIT]:
+    """One warning per skipped file (the first few by name), then a count of the rest.
+
+    Each problem is warned about once per process: the train and the test split of one folder
+    are scanned apart, and Python's own once-per-place rule forgets what it showed whenever a
+    warning filter changes (``decode_image`` sets one).
+    """
+    new = [p for p in problems if p not in _WARNED]
+    _WARNED.update(new)
+    for problem in new[:WARN_LIMIT]:
         warnings.warn(f"skipped {problem}", stacklevel=3)
-    if len(problems) > WARN_LIMIT:
-        warnings.warn(f"skipped {len(problems) - WARN_LIMIT} more bad files", stacklevel=3)
+    if len(new) > WARN_LIMIT:
+        warnings.warn(f"skipped {len(new) - WARN_LIMIT} more bad files", stacklevel=3)
+
+
+_WARNED: set[str] = set()

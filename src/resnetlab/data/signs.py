@@ -6,13 +6,14 @@ Each file holds ``<split>_set_x`` (N, 64, 64, 3) uint8, ``<split>_set_y`` (N,) i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from resnetlab.data.array import ArrayDataset
-from resnetlab.data.files import fingerprint
+from resnetlab.data.files import fingerprint, open_regular
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats
 from resnetlab.errors import DataError
@@ -44,10 +45,10 @@ def read_signs(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, tupl
     """(images (N, 3, H, W) uint8, labels (N,) int64, class names) from one SIGNS file."""
     import h5py
 
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"{path}: file not found")
     try:
-        with h5py.File(path, "r") as f:
+        with open_regular(path) as fileobj, h5py.File(fileobj, "r") as f:
             x = _dataset(f, path, f"{split}_set_x")
             y = _dataset(f, path, f"{split}_set_y")
             names = _dataset(f, path, "list_classes")

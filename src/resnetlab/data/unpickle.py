@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from resnetlab.data.files import open_regular
 from resnetlab.errors import DataError
 
 try:  # numpy >= 2 keeps it in numpy._core; older versions in numpy.core
@@ -55,19 +56,17 @@ def safe_load(path: str | Path) -> object:
     """Unpickle ``path`` with ``RestrictedUnpickler``.
 
     Raises:
-        DataError: naming the file, when it is missing, truncated, corrupt or refers to
-            anything but numpy arrays.
+        DataError: naming the file, when it is missing, not a regular file, truncated, corrupt
+            or refers to anything but numpy arrays.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             _check_memo_indices(f, path)
             f.seek(0)
             return RestrictedUnpickler(f, path).load()
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
     except Exception as err:  # the unpickler raises whatever the bytes make it trip on
         raise DataError(
             f"{path}: truncated or corrupt pickle ({type(err).__name__}: {err})"

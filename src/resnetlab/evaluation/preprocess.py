@@ -23,7 +23,7 @@ from PIL import Image
 
 from resnetlab.data.images import decode_image
 from resnetlab.data.transforms import ImageNetRecipe, eval_view
-from resnetlab.errors import CheckpointError, DataError
+from resnetlab.errors import CheckpointError
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,9 @@ class Preprocess:
         """Decode a JPEG or PNG file and preprocess it to (C, crop, crop).
 
         Raises:
-            DataError: naming the file, when it is missing, not an image, corrupt or too large.
+            DataError: naming the file, when it is missing, not a regular file (a FIFO or a
+                device is refused without being read), not an image, corrupt or too large.
         """
-        if not Path(path).is_file():
-            raise DataError(f"{path}: image file not found")
         with warnings.catch_warnings():
             # Pillow warns about images above 89 M pixels; decode_image refuses them anyway
             # (its limit is lower), and one error line says more than a warning and an error.
