@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.images import decode_image, scan_folder
 from resnetlab.data.transforms import ImageNetRecipe, eval_view, ten_crop, train_view
 from resnetlab.errors import DataError
+from resnetlab.evaluation.preprocess import Preprocess
 
 CLASSES = ("cat", "dog", "eel")
 
@@ -57,10 +60,10 @@ def test_scan_lists_classes_and_files_in_order(tmp_path):
 def test_non_image_file_is_skipped_with_a_warning_or_fatal_when_strict(tmp_path):
     _write_tree(tmp_path)
     (tmp_path / "dog" / "notes.txt").write_text("hello")
-    with pytest.warns(UserWarning, match=r"notes\.txt: not a JPEG or PNG file"):
+    with pytest.warns(UserWarning, match=r"notes\.txt: not an image file"):
         scan = scan_folder(tmp_path)
     assert len(scan.samples) == 12 and len(scan.skipped) == 1
-    with pytest.raises(DataError, match=r"dog/notes\.txt: not a JPEG or PNG file"):
+    with pytest.raises(DataError, match=r"dog/notes\.txt: not an image file"):
         scan_folder(tmp_path, strict=True)
 
 
@@ -69,7 +72,7 @@ def test_non_image_file_is_skipped_with_a_warning_or_fatal_when_strict(tmp_path)
     [
         ("missing", "folder not found"),
         ("no_classes", "no class subfolders"),
-        ("empty_class", "eel: class folder has no JPEG or PNG files"),
+        ("empty_class", "eel: class folder has no image files"),
     ],
 )
 def test_bad_folder_layouts_name_the_path(tmp_path, layout, message):
@@ -218,3 +221,160 @@ def test_train_test_layout_and_mismatched_classes(tmp_path):
     Image.fromarray(_pixels(0)).save(tmp_path / "val" / "fox" / "a.png")
     with pytest.raises(DataError, match="class folders differ"):
         load_dataset("folder", "test", root=tmp_path, image_size=32)
+
+
+# ----------------------------------------------------------------------------------------------
+# EXIF orientation: every reader sees the scene upright
+# ----------------------------------------------------------------------------------------------
+# How a viewer turns the stored pixels to show them upright, per EXIF 2.3 (tag 274), written
+# with numpy alone: 6 = "the 0th row is the visual right-hand side, the 0th column the top".
+DISPLAY = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirror left-right
+    3: lambda a: a[::-1, ::-1],  # rotate 180
+    4: lambda a: a[::-1],  # mirror top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # transpose
+    6: lambda a: np.rot90(a, -1),  # rotate 90 clockwise
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # transverse
+    8: lambda a: np.rot90(a, 1),  # rotate 90 counter-clockwise
+}
+# What a camera stores for an upright scene: the inverse turn.
+STORED = {**DISPLAY, 6: lambda a: np.rot90(a, 1), 8: lambda a: np.rot90(a, -1)}
+PALETTE = np.array(
+    [[230, 20, 20], [20, 200, 20], [20, 20, 230], [230, 230, 20], [20, 220, 220], [220, 20, 220],
+     [250, 250, 250], [10, 10, 10], [250, 140, 20], [120, 60, 20], [140, 140, 140], [90, 20, 140],
+     [20, 90, 60], [200, 160, 200], [60, 90, 160]], dtype=np.uint8,
+)  # fmt: skip
+EXIF_READERS = ("decode_image", "folder", "cifar10-jpeg", "predict")
+EXIF_CASES = 8 * len(EXIF_READERS)  # RELIABILITY.md row I13: every orientation, every reader
+
+
+def _upright() -> np.ndarray:
+    """A 24 x 40 (H x W) scene of 8x8 blocks of 15 distinct colours: every turn changes it."""
+    blocks = PALETTE[np.arange(15).reshape(3, 5)]  # (3, 5, 3)
+    return blocks.repeat(8, axis=0).repeat(8, axis=1)  # (24, 40, 3)
+
+
+def _write_exif_jpeg(path, orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = np.ascontiguousarray(STORED[orientation](_upright()))
+    Image.fromarray(stored).save(path, "JPEG", quality=95, subsampling=0, exif=exif.tobytes())
+
+
+def _blocks(pixels: np.ndarray) -> np.ndarray:
+    """The palette index of each 8x8 block (its inner 4x4 mean, nearest colour): JPEG-proof."""
+    h, w = pixels.shape[0] // 8, pixels.shape[1] // 8
+    inner = pixels.reshape(h, 8, w, 8, 3)[:, 2:6, :, 2:6].astype(np.float64).mean(axis=(1, 3))
+    return np.linalg.norm(inner[:, :, None] - PALETTE[None, None], axis=-1).argmin(-1)
+
+
+def _decoded_by(reader: str, path, tmp_path) -> np.ndarray:
+    """(H, W, 3) pixels of ``path`` as the reader sees them (the predict view: a 24 crop)."""
+    if reader == "decode_image":
+        return np.asarray(decode_image(path))
+    if reader == "folder":
+        ds = load_dataset("folder", "train", root=path.parent.parent)
+        return np.asarray(ds.decode(0)[0])
+    if reader == "cifar10-jpeg":
+        ds = load_dataset("cifar10-jpeg", "test", root=path.parent.parent.parent)
+        return ds.images[0].permute(1, 2, 0).numpy()
+    prep = Preprocess(crop=24, resize=24, channels=3, mean=(0.0,) * 3, std=(1.0,) * 3)
+    return (prep.load(path).permute(1, 2, 0).numpy() * 255).round()
+
+
+@pytest.mark.parametrize("reader", EXIF_READERS)
+@pytest.mark.parametrize("orientation", sorted(DISPLAY))
+def test_exif_orientation_turns_every_image_upright(tmp_path, reader, orientation):
+    stored = STORED[orientation](_upright())
+    assert np.array_equal(DISPLAY[orientation](stored), _upright())  # the tables agree
+    folder = tmp_path / "test" / "a" if reader == "cifar10-jpeg" else tmp_path / "a"
+    folder.mkdir(parents=True)
+    path = folder / "phone.jpg"
+    _write_exif_jpeg(path, orientation)
+    if reader == "cifar10-jpeg":  # the JPEG copy of CIFAR-10 has train/ beside test/
+        shutil.copytree(folder.parent, tmp_path / "train")
+    with Image.open(path) as raw:
+        assert raw.getexif()[0x0112] == orientation and raw.size == stored.shape[1::-1]
+    got = _decoded_by(reader, path, tmp_path)
+    expected = _upright() if reader != "predict" else _upright()[:, 8:32]  # the center crop
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(_blocks(got), _blocks(expected))
+
+
+# ----------------------------------------------------------------------------------------------
+# Every format Pillow decodes, first frame, 16-bit scaled; nothing that runs another program
+# ----------------------------------------------------------------------------------------------
+# Format -> (suffix, save options). All lossless here, so the pixels must come back exactly.
+IMAGE_FORMATS = {
+    "GIF": (".gif", {}),
+    "WEBP": (".webp", {"lossless": True}),
+    "TIFF": (".tif", {"compression": "tiff_deflate"}),
+    "BMP": (".bmp", {}),
+    "PPM": (".ppm", {}),
+    "TGA": (".tga", {}),
+    "PCX": (".pcx", {}),
+    "QOI": (".qoi", {}),
+    "ICO": (".ico", {"sizes": [(40, 24)]}),
+}
+ANIMATED = ("GIF", "WEBP", "TIFF")
+DEEP_SUFFIXES = (".png", ".tif")  # 16-bit grayscale
+# RELIABILITY.md row I14: each format through decode_image and a folder, each animation, each
+# 16-bit file, + a float TIFF and an EPS file (refused).
+FORMAT_CASES = 2 * len(IMAGE_FORMATS) + len(ANIMATED) + len(DEEP_SUFFIXES) + 2
+
+
+@pytest.mark.parametrize("fmt", sorted(IMAGE_FORMATS))
+def test_every_pillow_format_is_read_like_png(tmp_path, fmt):
+    suffix, options = IMAGE_FORMATS[fmt]
+    pixels = _upright()  # 15 colours: a GIF palette holds them exactly
+    (tmp_path / "a").mkdir()
+    path = tmp_path / "a" / f"img{suffix}"
+    Image.fromarray(pixels).save(path, fmt, **options)
+    np.testing.assert_array_equal(np.asarray(decode_image(path)), pixels)
+    Image.fromarray(pixels[::-1].copy()).save(tmp_path / "a" / "other.png")
+    ds = load_dataset("folder", "train", root=tmp_path, image_size=24)
+    assert sorted(Path(p).name for p, _ in ds.samples) == sorted([path.name, "other.png"])
+    index = next(i for i, (p, _) in enumerate(ds.samples) if p == str(path))
+    np.testing.assert_array_equal(np.asarray(ds.decode(index)[0]), pixels)
+
+
+@pytest.mark.parametrize("fmt", ANIMATED)
+def test_an_animation_or_a_multi_page_file_gives_its_first_frame(tmp_path, fmt):
+    first, second = _upright(), _upright()[::-1].copy()
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames = [Image.fromarray(first), Image.fromarray(second)]
+    extra = {"lossless": True} if fmt == "WEBP" else {}
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], **extra)
+    with Image.open(path) as img:
+        assert img.n_frames == 2
+    np.testing.assert_array_equal(np.asarray(decode_image(path)), first)
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    values = np.linspace(0, 65535, 24 * 40).round().astype(np.uint16).reshape(24, 40)
+    expected = np.round(values / 257).astype(np.uint8)  # 65535 -> 255, exactly 257 apart
+    for suffix in DEEP_SUFFIXES:
+        Image.fromarray(values).save(tmp_path / f"deep{suffix}")
+        with Image.open(tmp_path / f"deep{suffix}") as img:
+            assert img.mode.startswith("I;16")
+        got = np.asarray(decode_image(tmp_path / f"deep{suffix}"))
+        np.testing.assert_array_equal(got, np.stack([expected] * 3, axis=-1))
+    Image.fromarray(values.astype(np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(DataError, match=r"float\.tif: 32-bit float pixels have no fixed range"):
+        decode_image(tmp_path / "float.tif")
+
+
+def test_formats_that_would_run_a_program_are_not_read(tmp_path):
+    from resnetlab.data.images import FORMATS, IMAGE_SUFFIXES
+
+    assert "EPS" not in FORMATS and ".eps" not in IMAGE_SUFFIXES
+    assert {"JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"} <= set(FORMATS)
+    eps = tmp_path / "a" / "x.eps"
+    eps.parent.mkdir()
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    with pytest.raises(DataError, match=r"x\.eps: cannot decode image \(cannot identify"):
+        decode_image(eps)
+    Image.fromarray(_upright()).save(tmp_path / "a" / "ok.png")
+    with pytest.warns(UserWarning, match=r"x\.eps: not an image file"):
+        assert [Path(p).name for p, _ in scan_folder(tmp_path).samples] == ["ok.png"]

@@ -1,7 +1,7 @@
 """Decompression bombs: images that declare (or decode to) enormous sizes are refused before any
-pixel is decoded, by the image reader, the folder dataset and ``resnetlab predict``. And files
-that are not regular files (FIFOs, devices, folders, looping or broken links) are named without
-being read.
+pixel is decoded, by the image reader, the folder dataset and ``resnetlab predict``, in every
+format (PNG, JPEG, GIF, BMP, WebP, TIFF). And files that are not regular files (FIFOs, devices,
+folders, looping or broken links) are named without being read.
 
 "Before decoding" is checked, not assumed: Pillow's decoder factory is replaced by a spy that
 fails the test if it is ever called for a bomb.
@@ -27,9 +27,9 @@ from resnetlab.data.images import MAX_ASPECT, MAX_PIXELS, decode_image
 from resnetlab.errors import DataError
 
 
-def _encode(img: Image.Image, fmt: str) -> bytes:
+def _encode(img: Image.Image, fmt: str, **options) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format=fmt)
+    img.save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
@@ -49,6 +49,30 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def _gif_declaring(width: int, height: int) -> bytes:
+    """A valid 8x8 GIF whose logical screen declares width x height."""
+    data = bytearray(_encode(Image.new("P", (8, 8), 3), "GIF"))
+    struct.pack_into("<HH", data, 6, width, height)
+    return bytes(data)
+
+
+def _bmp_declaring(width: int, height: int) -> bytes:
+    """A valid 8x8 BMP whose info header declares width x height."""
+    data = bytearray(_encode(Image.new("RGB", (8, 8), (200, 10, 10)), "BMP"))
+    struct.pack_into("<ii", data, 18, width, height)
+    return bytes(data)
+
+
+def _webp_declaring(width: int, height: int) -> bytes:
+    """A valid lossless 8x8 WebP whose VP8L header declares width x height (14 bits each)."""
+    data = bytearray(_encode(Image.new("RGB", (8, 8), (200, 10, 10)), "WEBP", lossless=True))
+    at = data.index(b"VP8L") + 9  # past the chunk header and the 0x2f signature byte
+    rest = int.from_bytes(data[at : at + 4], "little") & ~((1 << 28) - 1)
+    bits = (width - 1) | (height - 1) << 14 | rest
+    data[at : at + 4] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
 def _zlib_bomb() -> bytes:
     """A real PNG, a few kB on disk, that decodes to 12000 x 12000 = 144 M pixels."""
     return _encode(Image.new("1", (12000, 12000)), "PNG")
@@ -61,7 +85,19 @@ BOMBS = {
     "png-zlib-bomb-12000x12000": _zlib_bomb,
     "png-strip-1x65000": lambda: _encode(Image.new("RGB", (1, 65_000)), "PNG"),
     "png-strip-20000x1": lambda: _encode(Image.new("RGB", (20_000, 1)), "PNG"),
+    "gif-declares-9000x9000": lambda: _gif_declaring(9000, 9000),
+    "gif-declares-65000x65000": lambda: _gif_declaring(65_000, 65_000),
+    "gif-strip-20000x1": lambda: _encode(Image.new("P", (20_000, 1)), "GIF"),
+    "bmp-declares-9000x9000": lambda: _bmp_declaring(9000, 9000),
+    "webp-declares-9000x9000": lambda: _webp_declaring(9000, 9000),
+    "webp-declares-16383x16383": lambda: _webp_declaring(16383, 16383),
+    # a real one: a few tens of kB that decode to 144 M pixels
+    "tiff-deflate-bomb-12000x12000": lambda: _encode(
+        Image.new("1", (12000, 12000)), "TIFF", compression="tiff_deflate"
+    ),
 }
+SUFFIXES = {"png": ".png", "jpeg": ".jpg", "gif": ".gif", "bmp": ".bmp", "webp": ".webp",
+            "tiff": ".tif"}  # fmt: skip
 READERS = ["decode_image", "folder", "predict"]
 CASES = len(BOMBS) * len(READERS)
 PEAK_GROWTH_MB = 100  # a refused bomb must not allocate its pixels (144 M+ of them)
@@ -72,7 +108,7 @@ def bomb_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bombs")
     paths = {}
     for name, make in BOMBS.items():
-        suffix = ".jpg" if name.startswith("jpeg") else ".png"
+        suffix = SUFFIXES[name.split("-")[0]]
         paths[name] = folder / f"{name}{suffix}"
         paths[name].write_bytes(make())
     return paths

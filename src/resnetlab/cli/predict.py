@@ -14,14 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="top-k classes of image files, with names and probabilities",
-        description="Classify JPEG or PNG files with a trained model. Each image gets the "
+        description="Classify image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...: every format "
+        "Pillow decodes; the first frame of an animation) with a trained model, turned upright "
+        "by their EXIF orientation. Each image gets the "
         "preprocessing of the model's training data: resize, center crop, grayscale for "
         "one-channel models, normalisation with the checkpoint's mean and std.",
     )
     p.add_argument(
         "checkpoint", help="a checkpoint file, or a run folder (its checkpoints/last.pt)"
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument(
         "--top-k",
         type=int,

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from resnetlab.data.files import fingerprint
-from resnetlab.data.images import MAX_PIXELS, decode_image, scan_folder
+from resnetlab.data.images import DECODE_VERSION, MAX_PIXELS, decode_image, scan_folder
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import cached_stats, channel_histograms, stats_from_histograms
 from resnetlab.data.transforms import ImageNetRecipe, eval_view, to_uint8_tensor
@@ -122,7 +122,7 @@ def _train_stats(
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     step = max(1, len(samples) // STATS_SAMPLE)
     paths = [path for path, _ in samples[::step][:STATS_SAMPLE]]
-    key = f"folder-{recipe.crop}:{fingerprint(paths)}-{len(samples)}"
+    key = f"folder-{recipe.crop}-d{DECODE_VERSION}:{fingerprint(paths)}-{len(samples)}"
 
     def views():
         for path in paths:

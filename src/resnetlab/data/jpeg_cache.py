@@ -20,7 +20,13 @@ import torch
 from resnetlab.atomic import atomic_write
 from resnetlab.data.array import ArrayDataset
 from resnetlab.data.files import cache_dir, fingerprint
-from resnetlab.data.images import decode_array, report_bad, scan_folder, warn_skipped
+from resnetlab.data.images import (
+    DECODE_VERSION,
+    decode_array,
+    report_bad,
+    scan_folder,
+    warn_skipped,
+)
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats
 from resnetlab.errors import DataError
@@ -54,7 +60,7 @@ def load_image_array(
 
 def _key(folder: Path) -> str:
     scan = scan_folder(folder)
-    return fingerprint([folder] + [path for path, _ in scan.samples])
+    return f"d{DECODE_VERSION}-" + fingerprint([folder] + [path for path, _ in scan.samples])
 
 
 def _decoded(
@@ -63,7 +69,8 @@ def _decoded(
     """(images (N, C, H, W) uint8, labels (N,), classes), from the cache when it is current."""
     scan = scan_folder(folder, strict=strict)
     paths = [path for path, _ in scan.samples]
-    cache = cache_dir() / "arrays" / f"{folder.name}-{fingerprint([folder, *paths])}.npz"
+    key = f"{folder.name}-d{DECODE_VERSION}-{fingerprint([folder, *paths])}"
+    cache = cache_dir() / "arrays" / f"{key}.npz"
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:

@@ -91,7 +91,7 @@ _DATASETS = {
             "cifar10-jpeg", "cifar10-jpeg", "CIFAR-10 as JPEG folders, decoded once", _cifar10_jpeg
         ),
         DatasetEntry("signs", "signs", "deeplearning.ai SIGNS hand signs (HDF5)", _signs),
-        DatasetEntry("folder", None, "class subfolders of JPEG/PNG (ImageNet layout)", _folder),
+        DatasetEntry("folder", None, "class subfolders of images (ImageNet layout)", _folder),
         DatasetEntry(
             "synthetic", "", "random images and labels; no files (smoke runs)", _synthetic
         ),

@@ -47,7 +47,7 @@ def predict_files(
     Args:
         model: the trained network, in eval mode; inputs go to its device.
         prep: the preprocessing of the model's training data.
-        paths: JPEG or PNG files.
+        paths: image files (any format ``resnetlab.data.images.decode_image`` reads).
         classes: class names; index = model output.
         k: how many classes to report per image.
 

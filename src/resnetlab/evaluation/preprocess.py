@@ -77,7 +77,10 @@ class Preprocess:
         return (x - mean) / std
 
     def load(self, path: str | Path) -> torch.Tensor:
-        """Decode a JPEG or PNG file and preprocess it to (C, crop, crop).
+        """Decode an image file (upright, by its EXIF orientation) and preprocess it.
+
+        Returns:
+            (C, crop, crop) float32.
 
         Raises:
             DataError: naming the file, when it is missing, not a regular file (a FIFO or a
@@ -93,7 +96,8 @@ class Preprocess:
         """The steps as plain data, with the order spelled out for a reader in another language."""
         return {
             "steps": [
-                "decode the file to RGB (8 bits per channel)",
+                "decode the file to RGB (8 bits per channel), turned upright by its EXIF "
+                "orientation tag (274) when it has one",
                 f"resize (bilinear) so that the shorter side is {self.resize} pixels",
                 f"center crop {self.crop}x{self.crop}",
                 "convert to grayscale (L = 0.299 R + 0.587 G + 0.114 B)"
