@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import resource
 import tarfile
 
@@ -21,6 +22,7 @@ from data_fixtures import (
     write_cifar100,
 )
 from reliability_support import hang_guard
+from resnetlab.cli import main
 from resnetlab.data import cifar, load_dataset
 from resnetlab.data.archive import safe_extract
 from resnetlab.data.files import md5_file
@@ -151,6 +153,37 @@ def test_missing_files_and_folders_are_named(tmp_path):
         load_dataset("cifar10", root=tmp_path, verify=False)
     with pytest.raises(DataError, match=r"data_batch_4: file not found"):  # train gives the stats
         load_dataset("cifar10", "test", root=tmp_path, verify=False)
+
+
+def _py3_batch(batch: dict) -> bytes:
+    """A batch re-pickled in Python 3 after reading it with encoding="bytes": bytes keys."""
+    return pickle.dumps(batch, protocol=4)
+
+
+MISSING_KEYS = [
+        ("data_batch_1", _py3_batch(cifar_batch(4, 1)), r"data_batch_1: missing key 'data' "
+         r"\(it has b'data': keys must be str, as in the official files\); keys found: b'batch"),
+        ("batches.meta", _py3_batch({"num_vis": 3072}), r"batches\.meta: missing key "
+         r"'label_names'; keys found: 'num_vis'$"),
+        ("data_batch_2", py2_pickle({b"data": np.zeros((4, 3072), np.uint8)}),
+         r"data_batch_2: missing key 'labels'; keys found: 'data'$"),
+        ("test_batch", _py3_batch({}), r"test_batch: missing key 'data'; keys found: none$"),
+]  # fmt: skip
+MISSING_KEY_CASES = 2 * len(MISSING_KEYS)  # RELIABILITY.md row I17: load_dataset, data info
+SPECIAL_FILE_CASES = 4  # row I15: a FIFO batch and a /dev/zero archive, with and without md5
+
+
+@pytest.mark.parametrize(("file", "content", "message"), MISSING_KEYS)
+def test_a_missing_key_is_named(tmp_path, capsys, file, content, message):
+    folder = write_cifar10(tmp_path)
+    (folder / file).write_bytes(content)
+    split = "test" if file == "test_batch" else "train"
+    with pytest.raises(DataError, match=message):
+        load_dataset("cifar10", split, root=tmp_path, verify=False)
+    argv = ["data", "info", "--data", "cifar10", "--data-dir", str(tmp_path), "--no-verify"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and re.search(message, err.strip().split("error: ")[1])
 
 
 def test_archive_is_verified_and_extracted_on_first_use(tmp_path, monkeypatch):

@@ -161,7 +161,7 @@ def read_class_names(spec: CifarSpec, folder: Path, *, verify: bool) -> tuple[st
     if verify:
         check_md5(path, spec.md5[spec.meta])
     meta = _dict(path)
-    names = meta.get(spec.names_key)
+    names = _field(meta, spec.names_key, path)
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{path}: '{spec.names_key}' must be a list of class names")
     return tuple(names)
@@ -177,7 +177,7 @@ def read_batches(
         if verify:
             check_md5(path, spec.md5[name])
         batch = _dict(path)
-        data, batch_labels = batch.get("data"), batch.get(spec.label_key)
+        data, batch_labels = _field(batch, "data", path), _field(batch, spec.label_key, path)
         if not (
             isinstance(data, np.ndarray)
             and data.dtype == np.uint8
@@ -197,6 +197,17 @@ def _dict(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict, got {type(obj).__name__}")
     return obj
+
+
+def _field(d: dict, key: str, path: Path) -> object:
+    """``d[key]``, or a ``DataError`` naming the missing key and the keys the file has."""
+    if key in d:
+        return d[key]
+    hint = ""
+    if key.encode() in d:  # pickled in Python 3 from a dict read with encoding="bytes"
+        hint = f" (it has b'{key}': keys must be str, as in the official files)"
+    found = ", ".join(repr(k)[:40] for k in list(d)[:6]) + (", ..." if len(d) > 6 else "")
+    raise DataError(f"{path}: missing key '{key}'{hint}; keys found: {found or 'none'}")
 
 
 def _check_labels(path: Path, key: str, labels: object, n: int, num_classes: int) -> None:
