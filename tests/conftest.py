@@ -46,6 +46,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def signs_test_only() -> Path:
+    """The folder of the course's real ``test_signs.h5`` (``realdata``; no train file beside it,
+    see ``../shared/data/README.md``); skips with a reason when absent."""
+    root = real_data_root() / "signs"
+    if not (root / "test_signs.h5").is_file():
+        pytest.skip(f"real data not found at {root / 'test_signs.h5'} (set RESNETLAB_DATA)")
+    return root
+
+
+@pytest.fixture
 def cifar10_jpeg() -> Path:
     """The JPEG copy of CIFAR-10 (``realdata``); skips with a reason when absent."""
     root = real_data_root() / "cifar10-jpeg"

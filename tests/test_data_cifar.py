@@ -23,11 +23,11 @@ from data_fixtures import (
 )
 from reliability_support import hang_guard
 from resnetlab.cli import main
-from resnetlab.data import cifar, load_dataset
+from resnetlab.data import cifar, load_dataset, make_loader
 from resnetlab.data.archive import safe_extract
 from resnetlab.data.files import md5_file
 from resnetlab.data.unpickle import safe_load
-from resnetlab.errors import DataError
+from resnetlab.errors import DataError, MissingSplitError
 
 
 @pytest.fixture(autouse=True)
@@ -149,10 +149,19 @@ def test_missing_files_and_folders_are_named(tmp_path):
         load_dataset("cifar10", root=tmp_path)
     folder = write_cifar10(tmp_path)
     (folder / "data_batch_4").unlink()
-    with pytest.raises(DataError, match=r"data_batch_4: file not found"):
+    with pytest.raises(MissingSplitError, match=r"data_batch_4: file not found"):
         load_dataset("cifar10", root=tmp_path, verify=False)
-    with pytest.raises(DataError, match=r"data_batch_4: file not found"):  # train gives the stats
-        load_dataset("cifar10", "test", root=tmp_path, verify=False)
+
+
+def test_the_test_split_loads_without_the_train_batches(tmp_path):
+    folder = write_cifar10(tmp_path)
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").unlink()
+    test = load_dataset("cifar10", "test", root=tmp_path, verify=False)
+    assert len(test) == 4 and test.info.classes == tuple(CIFAR10_NAMES)
+    assert test.info.mean is None and test.info.std is None  # a checkpoint brings its own
+    with pytest.raises(DataError, match=r"cifar10: the train split is absent, so there is no"):
+        make_loader(test, 2, train=False)
 
 
 def _py3_batch(batch: dict) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from resnetlab.data import ArrayDataset, jpeg_cache, load_dataset
-from resnetlab.errors import DataError
+from resnetlab.errors import DataError, MissingSplitError
 
 CLASSES = ("airplane", "bird", "cat")
 
@@ -88,7 +89,7 @@ def test_bad_file_is_skipped_with_a_warning_or_fatal_when_strict(jpeg_root):
 
 
 def test_missing_folder_is_named(tmp_path):
-    with pytest.raises(DataError, match=r"nowhere/train: folder not found"):
+    with pytest.raises(DataError, match=r"nowhere: folder not found"):
         load_dataset("cifar10-jpeg", "train", root=tmp_path / "nowhere")
 
 
@@ -107,3 +108,11 @@ def test_real_jpeg_copy_of_cifar10(cifar10_jpeg):
     assert test.labels.bincount().tolist() == [1000] * 10
     # CIFAR-10's well-known channel means (about 0.49, 0.48, 0.45); JPEG changes them slightly.
     assert np.allclose(train.info.mean, (0.491, 0.482, 0.447), atol=0.01)
+
+
+def test_the_test_split_loads_without_train(jpeg_root):
+    shutil.rmtree(jpeg_root / "train")
+    test = load_dataset("cifar10-jpeg", "test", root=jpeg_root)
+    assert len(test) == 6 and test.info.classes == CLASSES and test.info.mean is None
+    with pytest.raises(MissingSplitError, match=r"cifar10-jpeg/train: folder not found"):
+        load_dataset("cifar10-jpeg", "train", root=jpeg_root)

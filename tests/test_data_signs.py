@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 from reliability_support import hang_guard
-from resnetlab.data import load_dataset
-from resnetlab.errors import DataError
+from resnetlab.cli import main
+from resnetlab.data import load_dataset, make_loader
+from resnetlab.data.files import md5_file
+from resnetlab.errors import DataError, MissingSplitError
 
 
 @pytest.fixture(autouse=True)
@@ -86,6 +90,73 @@ def test_missing_and_non_hdf5_files(signs_root):
         load_dataset("signs", "test", root=signs_root)
 
 
+# ----------------------------------------------------------------------------------------------
+# A folder holding only test_signs.h5: the test split is usable (a checkpoint has the statistics)
+# ----------------------------------------------------------------------------------------------
+SPECIAL_FILE_CASES = 2  # RELIABILITY.md row I15: a FIFO and /dev/zero as test_signs.h5
+# Row I18: here load, data info, eval and the real course file; test_data_cifar.py,
+# test_data_jpeg_cache.py and test_data_folder.py each load one test split without train files.
+TEST_ONLY_CASES = 4 + 3
+
+
+@pytest.fixture(scope="module")
+def signs_run(tmp_path_factory) -> Path:
+    """A ResNet-8 trained for 2 steps on a written SIGNS folder; returns its run folder."""
+    from resnetlab.train import fit, load_config
+
+    base = tmp_path_factory.mktemp("signs-run")
+    _write(base / "train_signs.h5", "train", 12, seed=0)
+    _write(base / "test_signs.h5", "test", 5, seed=1)
+    cfg = load_config(
+        sets=["model.name=cifar_resnet", "model.overrides={depth: 8}", "data.name=signs",
+              f"data.root={base}", "batch_size=4", "device=cpu", "eval_train_at_end=false"],
+        flags={"iterations": 2},
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RESNETLAB_CACHE", str(base / "cache"))
+        fit(cfg, base / "run")
+    return base / "run"
+
+
+@pytest.fixture
+def test_only(signs_root) -> Path:
+    (signs_root / "train_signs.h5").unlink()
+    return signs_root
+
+
+def test_the_test_split_loads_without_the_train_file(test_only):
+    test = load_dataset("signs", "test", root=test_only)
+    assert len(test) == 5 and test.info.classes == tuple("012345")
+    assert test.info.mean is None and test.info.std is None
+    with pytest.raises(MissingSplitError, match=r"train_signs\.h5: file not found"):
+        load_dataset("signs", "train", root=test_only)
+    with pytest.raises(DataError, match=r"^signs: the train split is absent, so there is no"):
+        make_loader(test, 2, train=False)
+
+
+def test_data_info_shows_the_test_split_and_says_the_train_file_is_absent(test_only, capsys):
+    argv = ["data", "info", "--data", "signs", "--data-dir", str(test_only)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"train      absent ({test_only / 'train_signs.h5'}: file not found)" in out
+    assert any(line.startswith("test       5 images, ") for line in out)
+    assert "mean, std  unknown: the train split is absent (a checkpoint carries its own)" in out
+    assert main([*argv, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["counts"] == {"test": 5} and record["mean"] is None and record["std"] is None
+    assert record["absent"] == {"train": f"{test_only / 'train_signs.h5'}: file not found"}
+
+
+def test_eval_needs_no_train_file(signs_run, test_only, capsys):
+    argv = ["eval", str(signs_run), "--data-dir", str(test_only), "--json", "--out"]
+    assert main([*argv, str(test_only / "eval")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 5 and record["data"] == "signs" and record["split"] == "test"
+    assert main([*argv, str(test_only / "eval-train"), "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "train_signs.h5: file not found" in err
+
+
 def test_a_fifo_or_a_device_in_place_of_the_file_is_not_read(signs_root):
     (signs_root / "test_signs.h5").unlink()
     os.mkfifo(signs_root / "test_signs.h5")
@@ -98,3 +169,17 @@ def test_a_fifo_or_a_device_in_place_of_the_file_is_not_read(signs_root):
     (signs_root / "test_signs.h5").symlink_to("/dev/zero")
     with hang_guard(5), pytest.raises(DataError, match=r"not a regular file \(a character device"):
         load_dataset("signs", "test", root=signs_root)
+
+
+@pytest.mark.realdata
+def test_the_real_course_test_file(signs_test_only, signs_run, tmp_path, capsys):
+    assert md5_file(signs_test_only / "test_signs.h5") == "2338a58ca0b878df76f995d418d03a9e"
+    test = load_dataset("signs", "test", root=signs_test_only)
+    assert test.images.shape == (120, 3, 64, 64) and test.info.classes == tuple("012345")
+    assert test.labels.bincount().tolist() == [20] * 6
+    assert main(["data", "info", "--data", "signs", "--data-dir", str(signs_test_only)]) == 0
+    out = capsys.readouterr().out
+    assert "train      absent (" in out and "test       120 images, 20..20 per class" in out
+    argv = ["eval", str(signs_run), "--data-dir", str(signs_test_only), "--json"]
+    assert main([*argv, "--out", str(tmp_path / "eval")]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 120

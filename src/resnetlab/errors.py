@@ -21,6 +21,10 @@ class DataError(UserError):
     """A missing, corrupt or malformed dataset file."""
 
 
+class MissingSplitError(DataError):
+    """A dataset split whose files are absent (the other split may still be there)."""
+
+
 class CheckpointError(UserError):
     """A missing, corrupt, unsafe or mismatched checkpoint."""
 

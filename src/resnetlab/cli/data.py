@@ -10,8 +10,8 @@ import torch
 from resnetlab.cli.options import add_data_arguments, data_kwargs
 from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.cifar import SPECS, locate
-from resnetlab.data.registry import get_entry, resolve_root
-from resnetlab.errors import ConfigError
+from resnetlab.data.registry import SPLITS, get_entry, resolve_root
+from resnetlab.errors import ConfigError, MissingSplitError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,12 +41,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    kwargs = data_kwargs(args)
-    splits = {
-        s: load_dataset(args.data, s, image_size=args.image_size, **kwargs)
-        for s in ("train", "test")
-    }
-    info = splits["train"].info
+    splits, absent = _load_splits(args)
+    info = next(iter(splits.values())).info
     record = {
         "name": info.name,
         "root": str(resolve_root(args.data, args.data_dir) or "bundled with scikit-learn"),
@@ -55,8 +51,9 @@ def run_info(args: argparse.Namespace) -> int:
         "channels": info.channels,
         "counts": {s: len(ds) for s, ds in splits.items()},
         "per_class": {s: _per_class(ds) for s, ds in splits.items()},
-        "mean": list(info.mean),
-        "std": list(info.std),
+        "absent": absent,
+        "mean": None if info.mean is None else list(info.mean),
+        "std": None if info.std is None else list(info.std),
     }
     if args.json:
         print(json.dumps(record))
@@ -65,12 +62,32 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"dataset    {record['name']}: {record['root']}")
     print(f"classes    {len(info.classes)}: {shown}")
     print(f"images     {info.channels} x {info.image_size[0]} x {info.image_size[1]}")
-    for split, count in record["counts"].items():
+    for split in SPLITS:
+        if split in absent:
+            print(f"{split:10s} absent ({absent[split]})")
+            continue
         per = record["per_class"][split]
-        print(f"{split:10s} {count} images, {min(per)}..{max(per)} per class")
+        print(f"{split:10s} {record['counts'][split]} images, {min(per)}..{max(per)} per class")
+    if info.mean is None:
+        print("mean, std  unknown: the train split is absent (a checkpoint carries its own)")
+        return 0
     print(f"mean       {_floats(info.mean)}  (train split, [0, 1] units)")
     print(f"std        {_floats(info.std)}")
     return 0
+
+
+def _load_splits(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
+    """({split: dataset} of the splits present, {split: why it is absent}); neither: an error."""
+    kwargs = data_kwargs(args)
+    splits, absent, first = {}, {}, None
+    for split in SPLITS:
+        try:
+            splits[split] = load_dataset(args.data, split, image_size=args.image_size, **kwargs)
+        except MissingSplitError as err:
+            absent[split], first = str(err), first or err
+    if not splits:
+        raise first
+    return splits, absent
 
 
 def run_download(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ class FolderLoader:
         self.workers = workers
         self.channels_last = channels_last
         self.ten_crop = ten_crop and not self.augment
-        self.normalize = Normalize(ds.info.mean, ds.info.std, self.device)
+        self.normalize = Normalize(*ds.info.normalization(), self.device)
         self.skipped: list[str] = []
 
     def __len__(self) -> int:

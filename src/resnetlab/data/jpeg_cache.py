@@ -29,7 +29,7 @@ from resnetlab.data.images import (
 )
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats
-from resnetlab.errors import DataError
+from resnetlab.errors import DataError, MissingSplitError
 
 CHUNK = 2000  # files per task handed to a decoding process
 
@@ -45,14 +45,26 @@ def load_image_array(
         root: the folder holding ``train/`` and ``test/``.
         strict: an undecodable or non-image file is fatal instead of skipped with a warning.
         workers: decoding processes (default: the number of CPUs).
+
+    The test split loads without ``train/`` (its info then has no mean/std: evaluating a
+    checkpoint uses the checkpoint's own).
+
+    Raises:
+        MissingSplitError: the split's folder is absent.
     """
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found")
+    if not (root / split).is_dir():
+        raise MissingSplitError(f"{root / split}: folder not found")
     images, labels, classes = _decoded(root / split, strict=strict, workers=workers)
-    train_key = f"{name}:{_key(root / 'train')}"
-    mean, std = cached_stats(
-        train_key,
-        lambda: array_stats(_decoded(root / "train", strict=strict, workers=workers)[0]),
-        str(root / "train"),
-    )
+    if split == "test" and not (root / "train").is_dir():
+        mean = std = None
+    else:
+        mean, std = cached_stats(
+            f"{name}:{_key(root / 'train')}",
+            lambda: array_stats(_decoded(root / "train", strict=strict, workers=workers)[0]),
+            str(root / "train"),
+        )
     size = (images.shape[2], images.shape[3])
     info = DatasetInfo(name, classes, size, images.shape[1], mean, std)
     return ArrayDataset(images, labels, info)

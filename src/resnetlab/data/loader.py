@@ -78,7 +78,7 @@ class DeviceLoader:
         self.pad = pad
         self.images = ds.images.to(self.device)  # (N, C, H, W) uint8, resident for the run
         self.labels = ds.labels.to(self.device)  # (N,)
-        self.normalize = Normalize(ds.info.mean, ds.info.std, self.device)
+        self.normalize = Normalize(*ds.info.normalization(), self.device)
 
     def __len__(self) -> int:
         return len(self._slices(self._indices(0)))

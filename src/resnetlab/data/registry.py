@@ -151,6 +151,7 @@ def load_dataset(
 
     Raises:
         ConfigError: an unknown name or split, or a missing ``--data-dir``.
+        MissingSplitError: the split's files are absent (the other split may be present).
         DataError: a missing, corrupt or malformed file, named in the message.
     """
     entry = get_entry(name)

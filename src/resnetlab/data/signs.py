@@ -16,7 +16,7 @@ from resnetlab.data.array import ArrayDataset
 from resnetlab.data.files import fingerprint, open_regular
 from resnetlab.data.info import DatasetInfo
 from resnetlab.data.stats import array_stats, cached_stats
-from resnetlab.errors import DataError
+from resnetlab.errors import DataError, MissingSplitError
 
 # The official files hold 13 MB; a small damaged or crafted file may declare terabytes of
 # (unwritten, fill-value) data, which reading would allocate. Refuse arrays above this.
@@ -26,17 +26,26 @@ MAX_BYTES = 1 << 30
 def load_signs(split: str, root: Path) -> ArrayDataset:
     """One split of SIGNS from ``root/{split}_signs.h5``.
 
+    The channel statistics come from the train file; the test split loads without it (its
+    info then has no mean/std: evaluating a checkpoint uses the checkpoint's own).
+
     Args:
         split: ``"train"`` or ``"test"``.
-        root: the folder holding both files.
+        root: the folder holding the files.
+
+    Raises:
+        MissingSplitError: the split's file is absent.
     """
     images, labels, classes = read_signs(root / f"{split}_signs.h5", split)
     train = root / "train_signs.h5"
-    mean, std = cached_stats(
-        f"signs:{fingerprint([train])}",
-        lambda: array_stats(read_signs(train, "train")[0]),
-        str(train),
-    )
+    if split == "test" and not os.path.lexists(train):
+        mean = std = None
+    else:
+        mean, std = cached_stats(
+            f"signs:{fingerprint([train])}",
+            lambda: array_stats(read_signs(train, "train")[0]),
+            str(train),
+        )
     info = DatasetInfo("signs", classes, tuple(images.shape[2:]), 3, mean, std)
     return ArrayDataset(images, labels, info)
 
@@ -46,7 +55,7 @@ def read_signs(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, tupl
     import h5py
 
     if not os.path.lexists(path):
-        raise DataError(f"{path}: file not found")
+        raise MissingSplitError(f"{path}: file not found")
     try:
         with open_regular(path) as fileobj, h5py.File(fileobj, "r") as f:
             x = _dataset(f, path, f"{split}_set_x")
