@@ -68,7 +68,9 @@ def test_strict_folder_with_a_non_image_file(tmp_path, capsys):
     assert "readme.md: not an image file" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="readme.md"):
         assert main(argv) == 0
-    assert "train      1 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "train      1 images" in out
+    assert "test       absent (" in out and "holds out no image" in out  # one image: all train
 
 
 def test_download_refuses_datasets_without_an_archive(capsys):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -11,11 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.cli import main
 from resnetlab.data import load_dataset, make_loader
 from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.images import decode_image, scan_folder
+from resnetlab.data.split import holdout_split
 from resnetlab.data.transforms import ImageNetRecipe, eval_view, ten_crop, train_view
-from resnetlab.errors import DataError
+from resnetlab.errors import ConfigError, DataError, MissingSplitError
 from resnetlab.evaluation.preprocess import Preprocess
 
 CLASSES = ("cat", "dog", "eel")
@@ -161,7 +166,7 @@ def test_ten_crop_takes_corners_center_and_mirrors():
 
 def test_folder_loader_eval_batches_are_normalised_views_in_order(tmp_path):
     written = _write_tree(tmp_path)
-    ds = load_dataset("folder", "test", root=tmp_path, image_size=32)
+    ds = load_dataset("folder", "train", root=tmp_path, image_size=32, test_fraction=0)
     loader = make_loader(ds, 5, train=False, workers=0)
     assert isinstance(loader, FolderLoader) and len(loader) == 3
     batches = list(loader.epoch(0))
@@ -174,7 +179,7 @@ def test_folder_loader_eval_batches_are_normalised_views_in_order(tmp_path):
 
 def test_folder_loader_resume_shards_and_workers_agree(tmp_path):
     _write_tree(tmp_path, per_class=5)
-    ds = load_dataset("folder", root=tmp_path, image_size=16)
+    ds = load_dataset("folder", root=tmp_path, image_size=16, test_fraction=0)
     loader = make_loader(ds, 4, train=True, seed=3, workers=0)
     full = list(loader.epoch(2))
     assert len(full) == len(loader) == 3
@@ -192,7 +197,7 @@ def test_folder_loader_resume_shards_and_workers_agree(tmp_path):
 
 def test_ten_crop_eval_yields_ten_views_per_image(tmp_path):
     _write_tree(tmp_path, per_class=1)
-    ds = load_dataset("folder", "test", root=tmp_path, image_size=32)
+    ds = load_dataset("folder", "train", root=tmp_path, image_size=32)  # 1 a class: all train
     x, y = next(FolderLoader(ds, 3, train=False, workers=0, ten_crop=True).epoch(0))
     assert x.shape == (3, 10, 3, 32, 32) and y.tolist() == [0, 1, 2]
 
@@ -201,12 +206,12 @@ def test_bad_image_is_skipped_counted_and_warned_or_fatal_when_strict(tmp_path):
     _write_tree(tmp_path)
     bad = tmp_path / "dog" / "zz.jpg"
     bad.write_bytes(b"not an image at all")
-    ds = load_dataset("folder", "test", root=tmp_path, image_size=32)
+    ds = load_dataset("folder", "train", root=tmp_path, image_size=32, test_fraction=0)
     loader = make_loader(ds, 13, train=False, workers=0)
     with pytest.warns(UserWarning, match=r"dog/zz\.jpg: cannot decode image"):
         ((x, y),) = list(loader.epoch(0))
     assert x.shape[0] == len(y) == 12 and len(loader.skipped) == 1
-    strict = load_dataset("folder", "test", root=tmp_path, image_size=32, strict=True)
+    strict = load_dataset("folder", root=tmp_path, image_size=32, strict=True, test_fraction=0)
     with pytest.raises(DataError, match=r"zz\.jpg: cannot decode image"):
         list(make_loader(strict, 13, train=False, workers=0).epoch(0))
 
@@ -221,6 +226,133 @@ def test_train_test_layout_and_mismatched_classes(tmp_path):
     Image.fromarray(_pixels(0)).save(tmp_path / "val" / "fox" / "a.png")
     with pytest.raises(DataError, match="class folders differ"):
         load_dataset("folder", "test", root=tmp_path, image_size=32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The test split of a folder without test/ or val/: held out, seeded, stratified
+# ----------------------------------------------------------------------------------------------
+SIZES = {"ant": 10, "bee": 7, "cow": 3, "dot": 1}  # images per class of the uneven tree
+HOLDOUT_FRACTIONS = (0.2, 0.5, 0.3)
+HOLDOUT_SEEDS = range(6)
+# RELIABILITY.md row I12: the fractions and seeds, + the folder moved, listed in reverse and its
+# samples shuffled; fraction 0, one that rounds to no image, 1.0; train/ alone; data info as
+# text and as JSON.
+HOLDOUT_CASES = len(HOLDOUT_FRACTIONS) + len(HOLDOUT_SEEDS) + 9
+
+
+def _write_uneven(root) -> None:
+    for label, (name, n) in enumerate(SIZES.items()):
+        (root / name).mkdir(parents=True)
+        for k in range(n):
+            Image.fromarray(_pixels(100 * label + k, 20, 24)).save(root / name / f"{k:02d}.png")
+
+
+def _split(root, fraction=0.2):
+    train = load_dataset("folder", "train", root=root, image_size=16, test_fraction=fraction)
+    test = load_dataset("folder", "test", root=root, image_size=16, test_fraction=fraction)
+    return train, test
+
+
+def _relative(ds, root) -> set[str]:
+    return {Path(p).relative_to(root).as_posix() for p, _ in ds.samples}
+
+
+@pytest.mark.parametrize("fraction", HOLDOUT_FRACTIONS)
+def test_a_flat_folder_holds_out_a_stratified_test_split(tmp_path, fraction):
+    _write_uneven(tmp_path)
+    train, test = _split(tmp_path, fraction)
+    assert train.holdout == test.holdout == fraction
+    per_class = {
+        name: sum(1 for _, lbl in test.samples if lbl == i) for i, name in enumerate(SIZES)
+    }
+    # round(n * fraction), but every class keeps one training image
+    assert per_class == {name: min(round(n * fraction), n - 1) for name, n in SIZES.items()}
+    names_train, names_test = _relative(train, tmp_path), _relative(test, tmp_path)
+    assert not names_train & names_test  # never a training image in the test split
+    assert len(names_train | names_test) == sum(SIZES.values())
+    assert train.info == test.info  # the statistics are the train part's, for both
+
+
+def test_the_statistics_come_from_the_train_part_only(tmp_path):
+    _write_uneven(tmp_path)
+    train = _split(tmp_path)[0]
+    views = torch.stack([train[i][0] for i in range(len(train))])  # eval views of the train part
+    pixels = views.double().numpy() / 255  # (N, 3, 16, 16)
+    np.testing.assert_allclose(train.info.mean, pixels.mean(axis=(0, 2, 3)), atol=1e-12)
+    np.testing.assert_allclose(train.info.std, pixels.transpose(1, 0, 2, 3).reshape(3, -1).std(1))
+    everything = load_dataset("folder", "train", root=tmp_path, image_size=16, test_fraction=0)
+    assert everything.info.mean != train.info.mean  # the held-out images changed nothing
+
+
+def test_the_split_depends_on_seed_and_names_not_on_listing_order_or_place(tmp_path, monkeypatch):
+    _write_uneven(tmp_path / "a")
+    first = _relative(_split(tmp_path / "a")[1], tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    assert _relative(_split(tmp_path / "elsewhere" / "b")[1], tmp_path / "elsewhere" / "b") == first
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: iter(list(real_scandir(p))[::-1]))
+    assert _relative(_split(tmp_path / "a")[1], tmp_path / "a") == first
+    samples = scan_folder(tmp_path / "a").samples
+    shuffled = random.Random(0).sample(samples, len(samples))
+    held = holdout_split(shuffled, tmp_path / "a", 0.5, seed=7)[1]
+    assert sorted(held) == sorted(holdout_split(samples, tmp_path / "a", 0.5, seed=7)[1])
+    ant = [(str(tmp_path / "a" / "ant" / f"{k:02d}.png"), 0) for k in range(10)]
+    picks = {tuple(holdout_split(ant, tmp_path / "a", 0.2, seed)[1]) for seed in HOLDOUT_SEEDS}
+    assert len(picks) > 1  # another seed, another split
+
+
+def test_holding_out_is_logged_once_with_the_counts(tmp_path, caplog):
+    _write_uneven(tmp_path)
+    with caplog.at_level(logging.INFO, logger="resnetlab.data"):
+        _split(tmp_path)
+    lines = [r.getMessage() for r in caplog.records]
+    n_test = sum(min(round(n * 0.2), n - 1) for n in SIZES.values())
+    assert lines == [
+        f"{tmp_path}: no test/ or val/ folder: held out 20% of each class as the test split "
+        f"(data.test_fraction): {21 - n_test} train, {n_test} test images"
+    ]
+
+
+def test_no_hold_out_means_no_test_split_not_the_train_images(tmp_path):
+    _write_uneven(tmp_path)
+    assert len(load_dataset("folder", root=tmp_path, test_fraction=0)) == 21
+    with pytest.raises(MissingSplitError, match=r"data\.test_fraction is 0, so there is no test"):
+        load_dataset("folder", "test", root=tmp_path, test_fraction=0)
+    for name in ("ant", "bee", "dot"):
+        shutil.rmtree(tmp_path / name)
+    with pytest.raises(MissingSplitError, match=r"data.test_fraction 0.1 holds out no image"):
+        load_dataset("folder", "test", root=tmp_path, test_fraction=0.1)  # 3 images: rounds to 0
+    with pytest.raises(ConfigError, match=r"test_fraction must be in \[0, 1\); got 1.0"):
+        load_dataset("folder", root=tmp_path, test_fraction=1.0)
+
+
+def test_layouts_train_only_and_test_only(tmp_path):
+    _write_uneven(tmp_path / "only-train" / "train")
+    train, test = _split(tmp_path / "only-train")
+    assert (len(train), len(test), test.holdout) == (21 - len(test), len(test), 0.2)
+    assert not _relative(train, tmp_path) & _relative(test, tmp_path)
+    _write_uneven(tmp_path / "only-test" / "val")
+    test = load_dataset("folder", "test", root=tmp_path / "only-test", image_size=16)
+    assert len(test) == 21 and test.holdout is None and test.info.classes == tuple(SIZES)
+    assert test.info.mean is None  # no train images: a checkpoint brings the statistics
+    with pytest.raises(MissingSplitError, match=r"only-test: has val/ but no train/ folder"):
+        load_dataset("folder", "train", root=tmp_path / "only-test", image_size=16)
+    with pytest.raises(DataError, match="the train split is absent"):
+        make_loader(test, 4, train=False, workers=0)
+
+
+def test_data_info_shows_the_hold_out(tmp_path, capsys):
+    _write_uneven(tmp_path)
+    argv = ["data", "info", "--data", "folder", "--data-dir", str(tmp_path), "--image-size", "16"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path}: no test/ or val/ folder: held out 20% of each class")
+    assert "train      17 images, 1..8 per class, the rest of the folder" in out
+    assert "test       4 images, 0..2 per class, 20% of each class held out" in out
+    assert main([*argv, "--test-fraction", "0.5", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)  # the JSON alone on stdout
+    assert record["test_held_out"] == 0.5 and record["counts"] == {"train": 10, "test": 11}
+    assert record["per_class"]["test"] == [5, 4, 2, 0] and record["absent"] == {}  # half to even
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,7 +406,7 @@ def _decoded_by(reader: str, path, tmp_path) -> np.ndarray:
     if reader == "decode_image":
         return np.asarray(decode_image(path))
     if reader == "folder":
-        ds = load_dataset("folder", "train", root=path.parent.parent)
+        ds = load_dataset("folder", "train", root=path.parent.parent, test_fraction=0)
         return np.asarray(ds.decode(0)[0])
     if reader == "cifar10-jpeg":
         ds = load_dataset("cifar10-jpeg", "test", root=path.parent.parent.parent)
@@ -333,7 +465,7 @@ def test_every_pillow_format_is_read_like_png(tmp_path, fmt):
     Image.fromarray(pixels).save(path, fmt, **options)
     np.testing.assert_array_equal(np.asarray(decode_image(path)), pixels)
     Image.fromarray(pixels[::-1].copy()).save(tmp_path / "a" / "other.png")
-    ds = load_dataset("folder", "train", root=tmp_path, image_size=24)
+    ds = load_dataset("folder", "train", root=tmp_path, test_fraction=0, image_size=24)
     assert sorted(Path(p).name for p, _ in ds.samples) == sorted([path.name, "other.png"])
     index = next(i for i, (p, _) in enumerate(ds.samples) if p == str(path))
     np.testing.assert_array_equal(np.asarray(ds.decode(index)[0]), pixels)

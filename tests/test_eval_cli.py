@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix
 
 from eval_support import VAL_FRACTION, run_main, single_line, trained_run
 from resnetlab.data import load_dataset
+from resnetlab.evaluation.data import load_eval_split
 from resnetlab.train.weights import model_from_checkpoint
 
 
@@ -124,3 +125,37 @@ def test_an_unwritable_out_is_one_line(run, tmp_path, capsys):
     blocker.write_text("a file where a folder should be")
     code, _, err = run_main(["eval", str(run), "--out", str(blocker / "sub")], capsys)
     assert code == 2 and f"--out {blocker / 'sub'}: cannot write" in single_line(err)
+
+
+FLAT_RUN_SPLITS = ("test", "train")  # RELIABILITY.md row I12: both evaluated after training
+
+
+def test_a_run_on_a_flat_folder_is_never_evaluated_on_its_training_images(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("RESNETLAB_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "imgs"
+    _write_images(root, ("ant", "bee", "cow"), per_class=5)
+    train = ["train", "--model", "cifar_resnet", "--set", "model.overrides.depth=8",
+             "--data", "folder", "--data-dir", str(root), "--image-size", "16",
+             "--iterations", "2", "--batch-size", "4", "--set", "data.workers=0",
+             "--set", "eval_train_at_end=false", "--out", str(tmp_path / "run")]  # fmt: skip
+    code, out, err = run_main(train, capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        f"{root}: no test/ or val/ folder: held out 20% of each class as the test split "
+        "(data.test_fraction): 12 train, 3 test images"
+    )
+    counts = {}
+    for split in FLAT_RUN_SPLITS:
+        argv = ["eval", str(tmp_path / "run"), "--split", split, "--json", "--workers", "0"]
+        code, out, err = run_main([*argv, "--out", str(tmp_path / f"eval-{split}")], capsys)
+        assert code == 0, err
+        counts[split] = json.loads(out)["samples"]
+    assert counts == {"test": 3, "train": 12}  # one image of each class held out
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    seen = {
+        split: {p for p, _ in load_eval_split(ckpt["data"], ckpt["config"], split).samples}
+        for split in ("test", "train")
+    }
+    assert len(seen["test"]) == 3 and not seen["test"] & seen["train"]

@@ -4,7 +4,9 @@ Each sub-command lives in a module of its own that defines ``register(subparsers
 is the one place that names them. A user error (``resnetlab.errors.UserError``, a bad option) is
 printed as one line with exit code 2, and so is an ``OSError`` (a path that cannot be read or
 written, a full disk); ``--debug`` shows the traceback instead. A warning is one line on stderr
-(``resnetlab: warning: ...``, never Python's file, line number and source line).
+(``resnetlab: warning: ...``, never Python's file, line number and source line), and what the
+library logs at INFO (``logging``: a test split held out of a folder, ...) is a line on stdout,
+except under ``--json``, whose stdout is the JSON alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        with _one_line_warnings():
+        with _console(json_out=bool(getattr(args, "json", False))):
             return int(args.func(args) or 0)
     except UserError as err:
         if debug:
@@ -73,15 +76,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _one_line_warnings() -> Iterator[None]:
-    """Warnings as one line each, while a command runs."""
-    format_warning = warnings.formatwarning
+def _console(json_out: bool) -> Iterator[None]:
+    """One-line warnings and the library's INFO log on stdout, while a command runs."""
+    logger = logging.getLogger("resnetlab")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, format_warning = logger.level, warnings.formatwarning
+    if not json_out:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     # formatwarning, not showwarning: warnings recorded by a caller (pytest.warns) still are.
     warnings.formatwarning = _format_warning
     try:
         yield
     finally:
         warnings.formatwarning = format_warning
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:

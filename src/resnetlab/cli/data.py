@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import torch
 
 from resnetlab.cli.options import add_data_arguments, data_kwargs
 from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.cifar import SPECS, locate
-from resnetlab.data.registry import SPLITS, get_entry, resolve_root
+from resnetlab.data.registry import SPLITS, TEST_FRACTION, get_entry, resolve_root
 from resnetlab.errors import ConfigError, MissingSplitError
+
+# How each split of a folder without test/ or val/ is described (the format gets the fraction).
+HELD_OUT = {"train": ", the rest of the folder", "test": ", {:.0%} of each class held out"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = commands.add_parser("info", help="classes, image size, sample counts, channel mean/std")
     add_data_arguments(q)
     q.add_argument("--image-size", type=int, metavar="N", help="digits side / folder crop")
+    q.add_argument(
+        "--test-fraction",
+        type=float,
+        default=TEST_FRACTION,
+        metavar="F",
+        help="folder data without test/ or val/: the share of each class held out as the test "
+        f"split, in [0, 1) (default {TEST_FRACTION}, as training's data.test_fraction)",
+    )
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_info)
 
@@ -41,8 +53,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.test_fraction) and 0 <= args.test_fraction < 1):
+        raise ConfigError(f"--test-fraction must be in [0, 1); got {args.test_fraction}")
     splits, absent = _load_splits(args)
     info = next(iter(splits.values())).info
+    holdout = next((ds.holdout for ds in splits.values() if getattr(ds, "holdout", None)), None)
     record = {
         "name": info.name,
         "root": str(resolve_root(args.data, args.data_dir) or "bundled with scikit-learn"),
@@ -52,6 +67,7 @@ def run_info(args: argparse.Namespace) -> int:
         "counts": {s: len(ds) for s, ds in splits.items()},
         "per_class": {s: _per_class(ds) for s, ds in splits.items()},
         "absent": absent,
+        "test_held_out": holdout,
         "mean": None if info.mean is None else list(info.mean),
         "std": None if info.std is None else list(info.std),
     }
@@ -67,7 +83,10 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"{split:10s} absent ({absent[split]})")
             continue
         per = record["per_class"][split]
-        print(f"{split:10s} {record['counts'][split]} images, {min(per)}..{max(per)} per class")
+        held = HELD_OUT[split].format(holdout) if holdout else ""
+        print(
+            f"{split:10s} {record['counts'][split]} images, {min(per)}..{max(per)} per class{held}"
+        )
     if info.mean is None:
         print("mean, std  unknown: the train split is absent (a checkpoint carries its own)")
         return 0
@@ -82,7 +101,13 @@ def _load_splits(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
     splits, absent, first = {}, {}, None
     for split in SPLITS:
         try:
-            splits[split] = load_dataset(args.data, split, image_size=args.image_size, **kwargs)
+            splits[split] = load_dataset(
+                args.data,
+                split,
+                image_size=args.image_size,
+                test_fraction=args.test_fraction,
+                **kwargs,
+            )
         except MissingSplitError as err:
             absent[split], first = str(err), first or err
     if not splits:

@@ -19,6 +19,9 @@ from pathlib import Path
 from resnetlab.errors import ConfigError, check_choice
 
 SPLITS = ("train", "test")
+# Share of each class that a folder without test/ or val/ holds out as its test split (the 0.2
+# that Keras's validation_split is usually given).
+TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class DatasetEntry:
         folder: its default folder under ``$RESNETLAB_DATA``; empty when it needs none, ``None``
             when ``--data-dir`` is required.
         description: one line for listings.
-        loader: ``loader(split, root, download=, verify=, strict=, image_size=)``.
+        loader: ``loader(split, root, download=, verify=, strict=, image_size=,
+            test_fraction=)``.
     """
 
     name: str
@@ -39,46 +43,48 @@ class DatasetEntry:
     loader: Callable[..., object]
 
 
-def _digits(split, root, *, download, verify, strict, image_size):
+def _digits(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.digits import load_digits
 
     return load_digits(split, image_size)
 
 
-def _cifar10(split, root, *, download, verify, strict, image_size):
+def _cifar10(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.cifar import load_cifar
 
     return load_cifar("cifar10", split, root, download=download, verify=verify)
 
 
-def _cifar100(split, root, *, download, verify, strict, image_size):
+def _cifar100(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.cifar import load_cifar
 
     return load_cifar("cifar100", split, root, download=download, verify=verify)
 
 
-def _signs(split, root, *, download, verify, strict, image_size):
+def _signs(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.signs import load_signs
 
     return load_signs(split, root)
 
 
-def _cifar10_jpeg(split, root, *, download, verify, strict, image_size):
+def _cifar10_jpeg(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.jpeg_cache import load_image_array
 
     return load_image_array("cifar10-jpeg", split, root, strict=strict)
 
 
-def _synthetic(split, root, *, download, verify, strict, image_size):
+def _synthetic(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.synthetic import load_synthetic
 
     return load_synthetic(split, image_size)
 
 
-def _folder(split, root, *, download, verify, strict, image_size):
+def _folder(split, root, *, download, verify, strict, image_size, test_fraction):
     from resnetlab.data.folder import load_folder
 
-    return load_folder(split, root, strict=strict, image_size=image_size)
+    return load_folder(
+        split, root, strict=strict, image_size=image_size, test_fraction=test_fraction
+    )
 
 
 _DATASETS = {
@@ -132,6 +138,7 @@ def load_dataset(
     verify: bool = True,
     strict: bool = False,
     image_size: int | None = None,
+    test_fraction: float = TEST_FRACTION,
 ):
     """Load one split of a registered dataset.
 
@@ -144,6 +151,8 @@ def load_dataset(
         strict: make undecodable image files fatal instead of skipped with a warning.
         image_size: image side for ``digits`` and ``synthetic`` (default 32) and the crop of
             ``folder`` (224).
+        test_fraction: the share of each class that ``folder`` holds out as its test split
+            when the folder has no ``test/`` or ``val/`` (the other datasets have their own).
 
     Returns:
         An ``ArrayDataset`` (digits, synthetic, CIFAR, SIGNS, cifar10-jpeg) or a
@@ -163,4 +172,5 @@ def load_dataset(
         verify=verify,
         strict=strict,
         image_size=image_size,
+        test_fraction=test_fraction,
     )

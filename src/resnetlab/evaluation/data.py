@@ -21,6 +21,7 @@ from resnetlab.data import (
     make_loader,
     train_val_split,
 )
+from resnetlab.data.registry import TEST_FRACTION
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.train.run import VAL_SPLIT_SEED
 
@@ -63,7 +64,9 @@ def load_eval_split(
         root = config["data"]["root"]
     size = int(data["image_size"][0])
     source = "test" if split == "test" else "train"
-    ds = load_dataset(name, source, root, image_size=size, **load_kwargs)
+    # The run's own hold-out of a folder without test/: its test split, never its train images.
+    holdout = float(config.get("data", {}).get("test_fraction", TEST_FRACTION))
+    ds = load_dataset(name, source, root, image_size=size, test_fraction=holdout, **load_kwargs)
     _check_matches(ds.info, data, name)
     if split != "test" and own:
         ds = _run_part(ds, config, split, name)

@@ -85,7 +85,11 @@ def responses_by_label(
             if images is None:
                 cfg = config_for(recipe, run)
                 test = load_dataset(
-                    cfg.data.name, "test", cfg.data.root, image_size=cfg.data.image_size
+                    cfg.data.name,
+                    "test",
+                    cfg.data.root,
+                    image_size=cfg.data.image_size,
+                    test_fraction=cfg.data.test_fraction,
                 )
                 loader = make_loader(test, RESPONSE_BATCH, train=False, workers=0)
                 images, _ = next(iter(loader.epoch(0)))  # (B, C, H, W) normalised

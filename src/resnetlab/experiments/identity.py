@@ -217,7 +217,10 @@ def _deep_start(out: Path, run1: RunSpec, deep: int, recipe: Recipe) -> tuple[Pa
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(deep_net, path)
     cfg = config_for(recipe, run1)
-    test = load_dataset(cfg.data.name, "test", cfg.data.root, image_size=cfg.data.image_size)
+    d = cfg.data
+    test = load_dataset(
+        d.name, "test", d.root, image_size=d.image_size, test_fraction=d.test_fraction
+    )
     images, _ = next(iter(make_loader(test, 256, train=False, workers=0).epoch(0)))
     with torch.no_grad():
         same = torch.equal(shallow(images), deep_net(images))

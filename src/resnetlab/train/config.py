@@ -67,6 +67,7 @@ class DataConfig:
     name: str = "digits"  # a dataset name (`digits`, `cifar10`, `cifar10-jpeg`, `folder`, ...)
     root: str | None = None  # the dataset's folder; None = $RESNETLAB_DATA/<name> or ./data/<name>
     val_fraction: float = 0.0  # share of the train split held out for validation (§4.2: 5k/50k)
+    test_fraction: float = 0.2  # a folder without test/: share of each class held out for testing
     image_size: int | None = None  # side of digits images / folder crops; None = the dataset's own
     augment: bool = True  # random crop + flip on training batches (§4.2, §3.4)
     download: bool = False  # fetch the official archive when missing (CIFAR)
@@ -213,7 +214,7 @@ RULES = [
       "schedule.warmup_iterations", "optim.weight_decay", "schedule.warmup_lr",
       "schedule.final_lr"), "at least 0", lambda v: v >= 0),
     (("optim.lr", "schedule.gamma"), "positive", lambda v: v > 0),
-    (("data.val_fraction", "optim.momentum", "optim.label_smoothing",
+    (("data.val_fraction", "data.test_fraction", "optim.momentum", "optim.label_smoothing",
       "schedule.warmup_fraction"), "in [0, 1)", lambda v: 0 <= v < 1),
     (("schedule.warmup_until_train_error",), "in (0, 1] or null",
      lambda v: v is None or 0 < v <= 1),

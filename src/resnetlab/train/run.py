@@ -272,6 +272,7 @@ def _datasets(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
         "verify": d.verify,
         "strict": d.strict,
         "image_size": d.image_size,
+        "test_fraction": d.test_fraction,
     }
     train = load_dataset(d.name, "train", **kwargs)
     sets = {}
