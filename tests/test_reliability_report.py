@@ -7,6 +7,11 @@ import re
 
 import reliability_support as rs
 import test_cli_errors as cli
+import test_data_cifar as data_cifar
+import test_data_folder as data_folder
+import test_data_registry as data_registry
+import test_data_signs as data_signs
+import test_eval_cli as eval_cli
 import test_fuzz_checkpoint as fuzz_ckpt
 import test_fuzz_config as fuzz_config
 import test_fuzz_data as fuzz_data
@@ -44,6 +49,13 @@ EXPECTED = {
     "I9": archives.CASES,
     "I10": bombs.CASES,
     "I11": cli.CASES,
+    "I12": data_folder.HOLDOUT_CASES + len(eval_cli.FLAT_RUN_SPLITS),
+    "I13": data_folder.EXIF_CASES,
+    "I14": data_folder.FORMAT_CASES,
+    "I15": bombs.SPECIAL_CASES + data_signs.SPECIAL_FILE_CASES + data_cifar.SPECIAL_FILE_CASES,
+    "I16": data_registry.STD_CASES,
+    "I17": data_cifar.MISSING_KEY_CASES,
+    "I18": data_signs.TEST_ONLY_CASES,
 }
 
 
