@@ -81,6 +81,15 @@ def model_label(model: nn.Module) -> str:
     return f"{kind}{depth_of(model)}" + ("" if norm_of(model) == "bn" else "-nobn")
 
 
+def describe(model: nn.Module) -> tuple[str, int | None, bool | None, str]:
+    """``(label, depth, residual, norm)`` of a resnetlab ResNet; for any other network its class
+    name, ``None``, ``None`` and its norm (the analyses that take any network record these)."""
+    try:
+        return model_label(model), depth_of(model), is_residual(model), norm_of(model)
+    except ConfigError:
+        return type(model).__name__, None, None, norm_of(model)
+
+
 def check_batches(batches: Batches, what: str = "batches") -> None:
     """Raise ``ConfigError`` unless ``batches`` is a non-empty, re-iterable sequence of
     ``(images, labels)`` pairs (an analysis evaluates it many times; an iterator would run dry)."""
