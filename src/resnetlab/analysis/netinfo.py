@@ -133,5 +133,24 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def replaced(model: nn.Module, replacement: dict[str, nn.Module]) -> Iterator[None]:
+    """Put ``replacement[name]`` where the submodule ``name`` is for the body of the ``with``;
+    then put the original module objects back, also on an error."""
+    originals = {name: model.get_submodule(name) for name in replacement}
+    try:
+        for name, module in replacement.items():
+            _set_submodule(model, name, module)
+        yield
+    finally:
+        for name, module in originals.items():
+            _set_submodule(model, name, module)
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
 def _inside(container: nn.Module | None, module: nn.Module) -> bool:
     return container is not None and any(m is module for m in container.modules())
