@@ -32,6 +32,7 @@ from torch import nn
 
 from resnetlab.analysis.landscape_grid import GridSpec, compute_grid
 from resnetlab.analysis.netinfo import Batches, check_batches, describe, preserved
+from resnetlab.analysis.records import json_numbers
 from resnetlab.errors import ConfigError
 
 DEFAULT_GRID = tuple(float(v) for v in np.linspace(-1.0, 1.0, 21))  # Li et al. plot [-1, 1]
@@ -162,9 +163,9 @@ class Landscape:
             "label": self.label,
             "alphas": self.alphas.tolist(),
             "betas": None if self.betas is None else self.betas.tolist(),
-            "loss": self.loss.tolist(),
-            "error": self.error.tolist(),
-            "centre_loss": self.centre_loss,
+            "loss": json_numbers(self.loss),
+            "error": json_numbers(self.error),
+            "centre_loss": json_numbers(self.centre_loss),
             "centre_error": self.centre_error,
             "seed": self.seed,
             "images": self.images,

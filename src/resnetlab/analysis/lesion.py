@@ -47,6 +47,7 @@ from resnetlab.analysis.netinfo import (
     replaced,
     residual_blocks,
 )
+from resnetlab.analysis.records import json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.nn.blocks import _ResidualBlock
 from resnetlab.nn.shortcuts import ZeroPadShortcut
@@ -167,7 +168,7 @@ class LesionStudy:
             "blocks": list(self.blocks),
             "changes_shape": list(self.changes_shape),
             "baseline_error": self.baseline_error,
-            "single_error": [float(e) for e in self.single_error],
+            "single_error": json_numbers(self.single_error),
             "deletion_errors": {str(k): v for k, v in self.deletion_errors.items()},
             "swap_errors": {str(k): v for k, v in self.swap_errors.items()},
             "images": self.images,

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.analysis.netinfo import describe, preserved, replaced, residual_blocks
+from resnetlab.analysis.records import json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.nn.blocks import _ResidualBlock
 
@@ -111,15 +112,14 @@ class PathGradients:
 
     def to_dict(self) -> dict:
         """A JSON-ready record (``None`` for lengths not measured)."""
-        num = lambda v: float(v) if math.isfinite(v) else None  # noqa: E731
         return {
             "label": self.label,
             "counts": [int(c) for c in self.counts],
-            "mean_norm": [num(v) for v in self.mean_norm],
-            "std_norm": [num(v) for v in self.std_norm],
-            "total": [num(v) for v in self.total()],
+            "mean_norm": json_numbers(self.mean_norm),
+            "std_norm": json_numbers(self.std_norm),
+            "total": json_numbers(self.total()),
             "samples": [int(s) for s in self.samples],
-            "full_norm": self.full_norm,
+            "full_norm": json_numbers(self.full_norm),
             "seed": self.seed,
         }
 

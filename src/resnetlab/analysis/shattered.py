@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from resnetlab.analysis.netinfo import describe, preserved, seeded
+from resnetlab.analysis.records import json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.models.resnet import cifar_resnet
 
@@ -83,10 +84,10 @@ class ShatteredGradients:
             "residual": self.residual,
             "norm": self.norm,
             "output": self.output,
-            "lag1": self.lag1,
-            "t": [float(v) for v in self.t],
-            "along_line": [float(v) for v in self.along_line],
-            "autocorrelation": [float(v) for v in self.autocorrelation],
+            "lag1": json_numbers(self.lag1),
+            "t": json_numbers(self.t),
+            "along_line": json_numbers(self.along_line),
+            "autocorrelation": json_numbers(self.autocorrelation),
         }
 
 

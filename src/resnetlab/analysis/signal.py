@@ -47,6 +47,7 @@ from resnetlab.analysis.netinfo import (
     residual_blocks,
     seeded,
 )
+from resnetlab.analysis.records import json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.models.resnet import cifar_resnet
 
@@ -72,16 +73,16 @@ class LogLinearFit:
 
     @property
     def factor(self) -> float:
-        """The value's factor per layer, ``exp(slope)``."""
-        return math.exp(self.slope)
+        """The value's factor per layer, ``exp(slope)`` (NaN where the fit is undefined)."""
+        return float(np.exp(self.slope))
 
     def to_dict(self) -> dict:
         """A JSON-ready record (``None`` where the fit is undefined)."""
         return {
-            "slope": _num(self.slope),
-            "factor_per_layer": _num(self.factor if math.isfinite(self.slope) else math.nan),
-            "intercept": _num(self.intercept),
-            "r2": _num(self.r2),
+            "slope": json_numbers(self.slope),
+            "factor_per_layer": json_numbers(self.factor),
+            "intercept": json_numbers(self.intercept),
+            "r2": json_numbers(self.r2),
             "points": self.points,
         }
 
@@ -148,22 +149,22 @@ class SignalProfile:
 
     def to_dict(self) -> dict:
         """A JSON-ready record (NaN and infinities as ``None``)."""
-        predicted = None if self.predicted_rms is None else [_num(v) for v in self.predicted_rms]
+        predicted = None if self.predicted_rms is None else json_numbers(self.predicted_rms)
         return {
             "label": self.label,
             "depth": self.depth,
             "residual": self.residual,
             "norm": self.norm,
             "points": list(self.points),
-            "activation_std": [_num(v) for v in self.activation_std],
-            "activation_rms": [_num(v) for v in self.activation_rms],
+            "activation_std": json_numbers(self.activation_std),
+            "activation_rms": json_numbers(self.activation_rms),
             "predicted_rms": predicted,
             "grad_layers": list(self.grad_layers),
-            "grad_norm": [_num(v) for v in self.grad_norm],
+            "grad_norm": json_numbers(self.grad_norm),
             "main_path": list(self.main_path),
             "activation_fit": self.activation_fit.to_dict(),
             "grad_fit": self.grad_fit.to_dict(),
-            "loss": _num(self.loss),
+            "loss": json_numbers(self.loss),
         }
 
 
@@ -330,8 +331,3 @@ def _check_batch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -
             f"images must be (B, C, H, W) and labels (B,); got {tuple(images.shape)} and "
             f"{tuple(labels.shape)}"
         )
-
-
-def _num(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
