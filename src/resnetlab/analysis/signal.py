@@ -239,7 +239,8 @@ def signal_study(
     hold the same weights and differ only in their shortcuts.
 
     Args:
-        images: (B, C, H, W) one normalised batch of real images (64 CIFAR images: seconds).
+        images: (B, C, H, W) one normalised batch of real images (32 CIFAR images are enough;
+            the cost grows with the batch).
         labels: (B,) their classes.
         depths: CIFAR depths 6n+2.
         norms: ``"bn"`` and/or ``"none"``.
