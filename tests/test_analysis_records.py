@@ -10,7 +10,7 @@ import pytest
 from resnetlab import DataError
 from resnetlab.analysis.curves import load_curves, mean_curves
 from resnetlab.analysis.gradients import first_to_last_ratio, load_grad_norms, pick_iterations
-from resnetlab.analysis.records import read_json, read_jsonl, write_json
+from resnetlab.analysis.records import json_numbers, read_json, read_jsonl, write_json
 from resnetlab.atomic import write_bytes
 
 
@@ -112,3 +112,11 @@ def test_pick_iterations_spreads_over_the_run():
     assert all(p in its for p in picked) and picked == sorted(set(picked))
     assert 3 <= len(picked) <= 5
     assert pick_iterations(np.array([5, 6]), 4) == [5, 6]
+
+
+def test_json_numbers_turns_nan_and_infinities_into_null():
+    values = np.array([[1.5, np.nan], [np.inf, -2.0]])
+    assert json_numbers(values) == [[1.5, None], [None, -2.0]]
+    assert json_numbers(np.float32(0.25)) == 0.25 and json_numbers(-np.inf) is None
+    text = json.dumps(json_numbers(values), allow_nan=False)
+    assert json.loads(text) == [[1.5, None], [None, -2.0]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,14 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 def write_json(path: str | Path, value: Any) -> Path:
     """``value`` as indented JSON, written atomically."""
     return write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def json_numbers(values: Any) -> Any:
+    """A number, or nested lists/arrays of numbers, as plain floats with NaN and infinities as
+    ``None`` (JSON has neither)."""
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    if isinstance(values, (list, tuple)):
+        return [json_numbers(v) for v in values]
+    value = float(values)
+    return value if math.isfinite(value) else None

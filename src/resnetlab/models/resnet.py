@@ -14,7 +14,7 @@ from torch import nn
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models.registry import register_model
-from resnetlab.nn import SHORTCUT_OPTIONS, BasicBlock, Bottleneck
+from resnetlab.nn import NORM_OPTIONS, SHORTCUT_OPTIONS, BasicBlock, Bottleneck, norm_layer
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
@@ -37,6 +37,10 @@ class ResNet(nn.Module):
         preact: pre-activation blocks (He et al. 2016); adds a final BN + ReLU before pooling.
         zero_init_residual: start each block's branch at zero so that blocks begin as identities.
         stride_at: bottleneck stride on the first 1x1 (``"paper"``) or on the 3x3 (``"v1.5"``).
+        norm: ``"bn"`` (BatchNorm after every conv, §3.4) or ``"none"``: no BatchNorm anywhere
+            (``nn.Identity`` in each BN's place, so the other names stay), the same He init; for
+            studying signal propagation without BN. ``zero_init_residual`` then zeroes each
+            branch's last conv.
     """
 
     def __init__(
@@ -52,9 +56,11 @@ class ResNet(nn.Module):
         preact: bool = False,
         zero_init_residual: bool = False,
         stride_at: str = "v1.5",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         check_choice("block", block, tuple(BLOCKS))
+        check_choice("norm", norm, NORM_OPTIONS)
         check_choice("stem", stem, STEMS)
         check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
         check_choice("stride_at", stride_at, STRIDE_PLACEMENTS)
@@ -74,7 +80,7 @@ class ResNet(nn.Module):
         else:
             self.conv1 = nn.Conv2d(in_channels, stem_width, 3, stride=1, padding=1, bias=False)
         # A pre-activation net normalises inside its first block instead (He et al. 2016).
-        self.bn1 = nn.Identity() if preact else nn.BatchNorm2d(stem_width)
+        self.bn1 = nn.Identity() if preact else norm_layer(norm, stem_width)
         self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
 
@@ -93,13 +99,14 @@ class ResNet(nn.Module):
                         preact=preact,
                         zero_init=zero_init_residual,
                         stride_at=stride_at,
+                        norm=norm,
                     )
                 )
                 channels = width * block_cls.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
         self.num_stages = len(layers)
 
-        self.bn_final = nn.BatchNorm2d(channels) if preact else nn.Identity()
+        self.bn_final = norm_layer(norm, channels) if preact else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights(zero_init_residual)

@@ -2,15 +2,18 @@
 
 from resnetlab.nn.blocks import BasicBlock, Bottleneck
 from resnetlab.nn.shortcuts import (
+    NORM_OPTIONS,
     SHORTCUT_OPTIONS,
     ZeroPadShortcut,
     conv1x1,
     conv3x3,
     make_shortcut,
+    norm_layer,
     projection,
 )
 
 __all__ = [
+    "NORM_OPTIONS",
     "SHORTCUT_OPTIONS",
     "BasicBlock",
     "Bottleneck",
@@ -18,5 +21,6 @@ __all__ = [
     "conv1x1",
     "conv3x3",
     "make_shortcut",
+    "norm_layer",
     "projection",
 ]

@@ -7,6 +7,9 @@ One class per block shape; every variant is an argument:
   ``y = x + F(x)`` with nothing after the addition.
 - ``zero_init=True`` starts the branch's last BN (last conv for pre-activation) at zero, so the
   block begins as the identity (Goyal et al. 2017, §5.1).
+- ``norm="none"`` leaves out every BN (an ``nn.Identity`` stands in its place, so the names of
+  the other modules do not change); ``zero_init`` then zeroes the branch's last conv, which has
+  the same effect: the branch starts at exactly zero.
 
 Module names follow torchvision (``conv1``, ``bn1``, ..., ``downsample``): state dicts interchange.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from resnetlab.nn.shortcuts import conv1x1, conv3x3, make_shortcut
+from resnetlab.nn.shortcuts import conv1x1, conv3x3, make_shortcut, norm_layer
 
 
 class _ResidualBlock(nn.Module):
@@ -37,22 +40,28 @@ class _ResidualBlock(nn.Module):
         residual: bool,
         preact: bool,
         zero_init: bool,
+        norm: str,
         last_conv: str,
         last_bn: str,
     ) -> None:
         self.residual, self.preact = residual, preact
         self.downsample = (
-            make_shortcut(shortcut, in_channels, out_channels, stride, norm=not preact)
+            make_shortcut(
+                shortcut, in_channels, out_channels, stride, norm=None if preact else norm
+            )
             if residual
             else None
         )
         self.relu = nn.ReLU(inplace=True)
-        self._last = last_conv if preact else last_bn
+        # The module whose weight zero-init silences: the last BN, or the last conv where the
+        # branch ends in a conv (pre-activation) or has no BN (norm="none").
+        self._last = last_conv if preact or norm == "none" else last_bn
         if zero_init:
             self.zero_init_branch()
 
     def zero_init_branch(self) -> None:
-        """Zero the last BN scale of the branch (last conv if pre-activation): start as identity."""
+        """Zero the last BN scale of the branch (the last conv if pre-activation or without BN):
+        the branch then outputs exactly zero and the block starts as its shortcut."""
         nn.init.zeros_(getattr(self, self._last).weight)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +91,9 @@ class BasicBlock(_ResidualBlock):
         shortcut: ``"A"``, ``"B"`` or ``"C"`` where the shape changes (§3.3).
         residual: add the shortcut (``False``: the plain twin).
         preact: pre-activation ordering (He et al. 2016).
-        zero_init: zero-init the branch's last BN (or conv, with ``preact``).
+        zero_init: zero-init the branch's last BN (or conv, with ``preact`` or without BN).
         stride_at: ignored (a basic block has one place for the stride); accepted for uniformity.
+        norm: ``"bn"`` or ``"none"`` (no BatchNorm anywhere in the block).
     """
 
     expansion = 1
@@ -98,13 +108,14 @@ class BasicBlock(_ResidualBlock):
         preact: bool = False,
         zero_init: bool = False,
         stride_at: str = "v1.5",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
         self.conv1 = conv3x3(in_channels, channels, stride)
-        self.bn1 = nn.BatchNorm2d(in_channels if preact else channels)
+        self.bn1 = norm_layer(norm, in_channels if preact else channels)
         self.conv2 = conv3x3(channels, channels)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = norm_layer(norm, channels)
         self._finish_init(
             in_channels,
             out_channels,
@@ -113,6 +124,7 @@ class BasicBlock(_ResidualBlock):
             residual,
             preact,
             zero_init,
+            norm,
             last_conv="conv2",
             last_bn="bn2",
         )
@@ -133,7 +145,8 @@ class Bottleneck(_ResidualBlock):
         shortcut: ``"A"``, ``"B"`` or ``"C"`` where the shape changes (§3.3).
         residual: add the shortcut (``False``: the plain twin).
         preact: pre-activation ordering (He et al. 2016).
-        zero_init: zero-init the branch's last BN (or conv, with ``preact``).
+        zero_init: zero-init the branch's last BN (or conv, with ``preact`` or without BN).
+        norm: ``"bn"`` or ``"none"`` (no BatchNorm anywhere in the block).
         stride_at: ``"paper"`` puts the stride on the first 1x1 conv as in the paper; ``"v1.5"`` on
             the 3x3 as torchvision does (more multiply-adds, better accuracy).
     """
@@ -150,16 +163,17 @@ class Bottleneck(_ResidualBlock):
         preact: bool = False,
         zero_init: bool = False,
         stride_at: str = "v1.5",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
         stride1, stride2 = (stride, 1) if stride_at == "paper" else (1, stride)
         self.conv1 = conv1x1(in_channels, channels, stride1)
-        self.bn1 = nn.BatchNorm2d(in_channels if preact else channels)
+        self.bn1 = norm_layer(norm, in_channels if preact else channels)
         self.conv2 = conv3x3(channels, channels, stride2)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = norm_layer(norm, channels)
         self.conv3 = conv1x1(channels, out_channels)
-        self.bn3 = nn.BatchNorm2d(channels if preact else out_channels)
+        self.bn3 = norm_layer(norm, channels if preact else out_channels)
         self._finish_init(
             in_channels,
             out_channels,
@@ -168,6 +182,7 @@ class Bottleneck(_ResidualBlock):
             residual,
             preact,
             zero_init,
+            norm,
             last_conv="conv3",
             last_bn="bn3",
         )

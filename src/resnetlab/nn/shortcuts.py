@@ -17,6 +17,7 @@ from torch import nn
 from resnetlab.errors import check_choice
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+NORM_OPTIONS = ("bn", "none")
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -27,6 +28,13 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution with no bias."""
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The normalisation after a conv: a ``BatchNorm2d`` (``"bn"``), or ``nn.Identity`` for
+    ``"none"``, which keeps the module names (``bn1``, ``downsample.1``) of the BN nets."""
+    check_choice("norm", norm, NORM_OPTIONS)
+    return nn.BatchNorm2d(channels) if norm == "bn" else nn.Identity()
 
 
 class ZeroPadShortcut(nn.Module):
@@ -55,22 +63,23 @@ class ZeroPadShortcut(nn.Module):
 
 
 def projection(
-    in_channels: int, out_channels: int, stride: int, norm: bool = True
+    in_channels: int, out_channels: int, stride: int, norm: str | None = "bn"
 ) -> nn.Sequential:
     """Options B/C: a 1x1 conv (+ BN), in torchvision's ``downsample`` layout (0: conv, 1: BN).
 
     Args:
-        norm: append a BN. Pre-activation blocks project the already normalised input, so they
-            leave it out (He et al. 2016).
+        norm: ``"bn"`` appends a BN, ``"none"`` an ``nn.Identity`` in its place; ``None``
+            appends nothing: pre-activation blocks project the already normalised input
+            (He et al. 2016).
     """
     layers: list[nn.Module] = [conv1x1(in_channels, out_channels, stride)]
-    if norm:
-        layers.append(nn.BatchNorm2d(out_channels))
+    if norm is not None:
+        layers.append(norm_layer(norm, out_channels))
     return nn.Sequential(*layers)
 
 
 def make_shortcut(
-    option: str, in_channels: int, out_channels: int, stride: int, norm: bool = True
+    option: str, in_channels: int, out_channels: int, stride: int, norm: str | None = "bn"
 ) -> nn.Module | None:
     """The shortcut a block needs; ``None`` means the identity (torchvision's convention).
 
@@ -79,7 +88,8 @@ def make_shortcut(
         in_channels: channels entering the block.
         out_channels: channels leaving the block.
         stride: the block's spatial stride.
-        norm: give projections a BN (post-activation blocks) or not (pre-activation blocks).
+        norm: the projections' normalisation: ``"bn"``, ``"none"`` (an identity in the BN's
+            place) or ``None`` (no slot at all: pre-activation blocks).
     """
     check_choice("shortcut", option, SHORTCUT_OPTIONS)
     changes_shape = stride != 1 or in_channels != out_channels
