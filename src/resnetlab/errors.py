@@ -6,8 +6,6 @@ traceback. They subclass ``ValueError`` so that library callers can catch them t
 
 from __future__ import annotations
 
-import sys
-
 
 class UserError(ValueError):
     """A problem with what the user asked for or gave us, stated in one line."""
@@ -41,8 +39,3 @@ def check_choice(name: str, value: object, allowed: list | tuple) -> None:
         choices = ", ".join(repr(a) for a in allowed)
         raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
 
-
-def notice(message: str) -> None:
-    """Tell the person at the terminal something that is not an error, as one line on stderr."""
-    text = message.replace("\r", "\\r").replace("\n", "\\n")
-    print(f"resnetlab: warning: {text}", file=sys.stderr, flush=True)

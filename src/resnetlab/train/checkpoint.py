@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from resnetlab.atomic import atomic_link, atomic_write
-from resnetlab.errors import CheckpointError, notice
+from resnetlab.errors import CheckpointError
 from resnetlab.train.integrity import DIGEST_ALGORITHM, check_digest, tensor_digest
 
 FORMAT = "resnetlab-checkpoint"
@@ -84,7 +85,7 @@ def load_newest_intact(
     report: bool = True,
 ) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint of a run's ``checkpoints/`` folder that loads: ``last.pt``, else the
-    ``step-*.pt`` files from the newest down. A damaged file passed over is named on stderr
+    ``step-*.pt`` files from the newest down. A damaged file passed over is named in a warning
     (with ``report``), so that a torn or rotted ``last.pt`` loses only the steps since the newest
     intact one.
 
@@ -102,10 +103,11 @@ def load_newest_intact(
             errors.append(str(err))
             continue
         for error in errors if report else ():
-            notice(f"{error}; passed over")
+            warnings.warn(f"{error}; passed over", stacklevel=2)
         if errors and report:
             it = ckpt["progress"]["iteration"]
-            notice(f"resuming from {path} (iteration {it}), the newest intact checkpoint")
+            message = f"resuming from {path} (iteration {it}), the newest intact checkpoint"
+            warnings.warn(message, stacklevel=2)
         return ckpt, path
     if not errors:
         raise CheckpointError(f"{folder}: no checkpoint to resume from")
