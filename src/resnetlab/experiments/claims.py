@@ -166,15 +166,16 @@ def gradient(*, model: str, when: str, per_weight: float, l2: float) -> tuple[st
     """How the gradient changes from the last conv back to the first, per weight."""
     direction = gradient_reading(per_weight)
     ratio = f"{_ratio(per_weight)} times the last conv's (L2 norms: {_ratio(l2)} times)"
+    when = when[:1].upper() + when[1:]  # not str.capitalize: it would write "with bn"
     text = {
-        "vanishes": f"{when.capitalize()}, {model}'s gradient per weight at its first conv is "
+        "vanishes": f"{when}, {model}'s gradient per weight at its first conv is "
         f"{ratio}: it vanishes on its way back, to less than a tenth.",
-        "grows": f"{when.capitalize()}, {model}'s gradient per weight at its first conv is "
+        "grows": f"{when}, {model}'s gradient per weight at its first conv is "
         f"{ratio}: it grows on its way back to the input, more than tenfold; it does not "
         "vanish.",
-        "keeps": f"{when.capitalize()}, {model}'s gradient per weight at its first conv is "
+        "keeps": f"{when}, {model}'s gradient per weight at its first conv is "
         f"{ratio}: it keeps its scale within a factor of 10; it does not vanish.",
-        "undefined": f"{when.capitalize()}, {model}'s gradient ratio is not defined (a zero "
+        "undefined": f"{when}, {model}'s gradient ratio is not defined (a zero "
         "or non-finite norm).",
     }[direction]
     return direction, text
