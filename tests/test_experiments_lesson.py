@@ -13,7 +13,7 @@ import pytest
 from lesson_support import build_toy_lesson
 from resnetlab.analysis.gradients import load_grad_norms
 from resnetlab.analysis.records import read_json
-from resnetlab.experiments import claims, claims_beyond, lesson_sections  # noqa: F401 (kinds)
+from resnetlab.experiments import claims, claims_beyond, lesson, lesson_sections  # noqa: F401 (kinds)
 from resnetlab.train.weights import model_from_checkpoint
 
 
@@ -161,4 +161,5 @@ def test_the_terminal_gets_the_argument_in_brief(toy):
     summary = [c["text"] for c in record["claims"] if c["kind"] in ("degradation", "fix")]
     for line in summary:
         assert line in stdout
+    assert lesson.ONE_SEED.format(seed=0) in stdout  # the toy lesson runs seed 0 only
     assert f"report: {out / 'report.html'}" in stdout
