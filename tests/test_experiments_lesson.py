@@ -16,6 +16,8 @@ from resnetlab.analysis.records import read_json
 from resnetlab.experiments import claims, claims_beyond, lesson, lesson_sections  # noqa: F401 (kinds)
 from resnetlab.train.weights import model_from_checkpoint
 
+pytestmark = pytest.mark.slow  # the toy lesson: 7 tiny runs and 4 nets for section 5, ~80 s
+
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):

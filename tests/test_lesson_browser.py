@@ -19,7 +19,7 @@ import pytest
 from lesson_support import build_toy_lesson
 from resnetlab.experiments import lesson_sections
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow: it builds the toy lesson
 
 WIDTH = 1280
 # How Chromium runs on these machines: no sandbox (as root), no GPU, and nothing that reaches
