@@ -173,13 +173,20 @@ def run_parts(args: argparse.Namespace, sizes: Sizes, record: dict, budget: Budg
             if why:
                 record["parts"][name] = {"status": "skipped", "reason": why}
             else:
+                say(f"{name}: started, {allowed:.0f} s allowed ({budget.left():.0f} s left)")
                 record["parts"][name] = timed_part(parts[name], allowed)
+            say(f"{name}: {record['parts'][name]['status']} at {budget.used():.0f} s")
             record["budget"]["used_s"] = budget.used()
             write_outputs(record, out)
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
     record["budget"]["used_s"] = budget.used()
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (the report itself comes on stdout at the end)."""
+    print(f"gpu_suite: {message}", file=sys.stderr, flush=True)
 
 
 def allowance(
