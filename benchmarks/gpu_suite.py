@@ -26,8 +26,9 @@ Markdown last.
 
 ``--budget-s`` (default 480) bounds the whole run: a part starts only if it can have its minimum
 while the parts after it keep theirs, stops its rounds at its own deadline, and says what it
-skipped and why. ``--dry-run`` runs every part on the CPU at tiny sizes in seconds (the CUDA
-tests skip there), so that a test keeps the suite working (``tests/test_gpu_suite.py``).
+skipped and why. ``--dry-run`` runs every part on the CPU at tiny sizes (the CUDA tests skip
+there; give it ``--cifar-zip`` of a small folder, as ``tests/test_gpu_suite.py`` does, since the
+real copy takes minutes to unpack and decode on a CPU), so that a test keeps the suite working.
 """
 
 from __future__ import annotations
