@@ -1,29 +1,10 @@
 """The scripts in benchmarks/ run in their --quick modes and print consistent Markdown reports."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (the folder is scripts, not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def table_rows(markdown: str) -> list[list[str]]:
-    """The body rows of the Markdown table(s), as lists of cells."""
-    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
-    return [[c.strip() for c in row] for row in rows[1:]]  # without the header
+from bench_support import load_benchmark, table_rows
 
 
 def test_bench_train_script_quick(capsys, tmp_path):
