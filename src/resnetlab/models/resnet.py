@@ -14,7 +14,15 @@ from torch import nn
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models.registry import register_model
-from resnetlab.nn import NORM_OPTIONS, SHORTCUT_OPTIONS, BasicBlock, Bottleneck, norm_layer
+from resnetlab.nn import (
+    NORM_OPTIONS,
+    SHORTCUT_OPTIONS,
+    SHORTCUT_PADS,
+    BasicBlock,
+    Bottleneck,
+    ZeroPadShortcut,
+    norm_layer,
+)
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
@@ -33,6 +41,8 @@ class ResNet(nn.Module):
         num_classes: outputs of the final fully connected layer.
         in_channels: channels of the input images.
         shortcut: ``"A"``, ``"B"`` or ``"C"`` (§3.3).
+        shortcut_pad: where option A's zero channels go: ``"end"`` (after the input's) or
+            ``"split"`` (half before, half after: akamaster/pytorch_resnet_cifar10's checkpoints).
         residual: ``False`` gives the plain twin: the same layers, no shortcuts.
         preact: pre-activation blocks (He et al. 2016); adds a final BN + ReLU before pooling.
         zero_init_residual: start each block's branch at zero so that blocks begin as identities.
@@ -52,6 +62,7 @@ class ResNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         shortcut: str = "B",
+        shortcut_pad: str = "end",
         residual: bool = True,
         preact: bool = False,
         zero_init_residual: bool = False,
@@ -63,6 +74,7 @@ class ResNet(nn.Module):
         check_choice("norm", norm, NORM_OPTIONS)
         check_choice("stem", stem, STEMS)
         check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
+        check_choice("shortcut_pad", shortcut_pad, SHORTCUT_PADS)
         check_choice("stride_at", stride_at, STRIDE_PLACEMENTS)
         _check_positive_int("num_classes", num_classes)
         _check_positive_int("in_channels", in_channels)
@@ -83,6 +95,10 @@ class ResNet(nn.Module):
         self.bn1 = nn.Identity() if preact else norm_layer(norm, stem_width)
         self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        # timm's feature_info: what each stage outputs (channels, total stride, module name).
+        reduction = 2 if stem == "imagenet" else 1
+        self.feature_info = [{"num_chs": stem_width, "reduction": reduction, "module": "relu"}]
+        reduction *= 2 if stem == "imagenet" else 1  # the max-pool
 
         channels = stem_width
         for i, (blocks, width) in enumerate(zip(layers, widths, strict=True)):
@@ -104,7 +120,14 @@ class ResNet(nn.Module):
                 )
                 channels = width * block_cls.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+            reduction *= 2 if i > 0 else 1
+            self.feature_info.append(
+                {"num_chs": channels, "reduction": reduction, "module": f"layer{i + 1}"}
+            )
         self.num_stages = len(layers)
+        for m in self.modules():
+            if isinstance(m, ZeroPadShortcut):
+                m.pad = shortcut_pad
 
         self.bn_final = norm_layer(norm, channels) if preact else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -134,10 +157,14 @@ class ResNet(nn.Module):
             x = torch.relu(self.bn_final(x))
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)  # (B, C, h, w)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global pool and classifier: (B, C, h, w) -> (B, num_classes), or the pooled (B, C)
+        features (the input of ``fc``) with ``pre_logits``."""
         x = torch.flatten(self.avgpool(x), 1)  # (B, C)
-        return self.fc(x)  # (B, num_classes)
+        return x if pre_logits else self.fc(x)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
 
 
 def _check_positive_int(name: str, value: object) -> None:

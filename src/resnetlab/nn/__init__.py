@@ -4,6 +4,7 @@ from resnetlab.nn.blocks import BasicBlock, Bottleneck
 from resnetlab.nn.shortcuts import (
     NORM_OPTIONS,
     SHORTCUT_OPTIONS,
+    SHORTCUT_PADS,
     ZeroPadShortcut,
     conv1x1,
     conv3x3,
@@ -15,6 +16,7 @@ from resnetlab.nn.shortcuts import (
 __all__ = [
     "NORM_OPTIONS",
     "SHORTCUT_OPTIONS",
+    "SHORTCUT_PADS",
     "BasicBlock",
     "Bottleneck",
     "ZeroPadShortcut",
