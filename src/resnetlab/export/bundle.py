@@ -51,6 +51,7 @@ def export_checkpoint(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     expect_model: str | None = None,
+    **load_options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Export a checkpoint's model, check it against eager PyTorch, and describe it in JSON.
 
@@ -62,7 +63,8 @@ def export_checkpoint(
         fmt: ``"onnx"`` or ``"torchscript"``.
         out: the file to write; by default beside the checkpoint (``default_output``).
         tolerance: the largest max abs difference of fp32 logits accepted.
-        expect_model: fail unless the checkpoint holds this model.
+        expect_model: fail unless the checkpoint holds this model; the model of a weight file.
+        **load_options: for a weight file, ``data`` and ``data_root`` (see ``load_trained``).
 
     Returns:
         (the file written, the record written to ``<file>.json``).
@@ -73,7 +75,7 @@ def export_checkpoint(
     """
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORTERS)}; got {fmt!r}")
-    model, ckpt, resolved = load_trained(checkpoint, expect_model=expect_model)
+    model, ckpt, resolved = load_trained(checkpoint, expect_model=expect_model, **load_options)
     out = default_output(resolved, fmt) if out is None else Path(out)
     _check_output(out, fmt)
     prep = Preprocess.for_data(ckpt["data"])

@@ -155,6 +155,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+class NotACheckpoint(CheckpointError):
+    """A file that loads safely but holds no resnetlab checkpoint (a plain weight file, say)."""
+
+
 def load_checkpoint(
     path: str | Path, *, model: str | None = None, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -175,7 +179,7 @@ def load_checkpoint(
     path = resolve_checkpoint(path)
     ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(
+        raise NotACheckpoint(
             f"{path}: not a resnetlab checkpoint (a plain weight file loads with --weights)"
         )
     if model is not None and ckpt["model"]["name"] != model:

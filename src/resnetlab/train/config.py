@@ -22,12 +22,14 @@ import yaml
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models import get_spec
+from resnetlab.train.converters import implied_overrides
 from resnetlab.train.layers import merge, nest, parse_set, read_yaml
 from resnetlab.train.presets import PRESETS, preset_values
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+PART_PATTERN = re.compile(r"stem|backbone|(layer|stage)\d+")  # what model.freeze may name
 # The command-line options that set a config key, by argparse ``dest`` (``--batch-size`` ->
 # ``batch_size``): the one table that ``train``, ``experiment`` and ``bench train`` read. Explicit
 # options beat the preset, the config file and ``--set``.
@@ -40,6 +42,7 @@ FLAGS = {
     "strict": "data.strict",
     "image_size": "data.image_size",
     "weights": "model.weights",
+    "freeze": "model.freeze",
     "epochs": "epochs",
     "iterations": "iterations",
     "batch_size": "batch_size",
@@ -57,9 +60,13 @@ class ModelConfig:
     name: str = "resnet20"  # a registry name (`resnetlab list`)
     # ResNet constructor arguments passed to create_model, e.g. {"shortcut": "B", "depth": 8}
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Start from these weights (.pt/.pth/.safetensors state dict, torchvision's included, or a
-    # resnetlab checkpoint) instead of a random init; None = He init (§3.4).
+    # Start from these weights (.pt/.pth/.safetensors state dict, torchvision's included, a
+    # resnetlab checkpoint, akamaster's CIFAR .th, the course's Keras .h5) instead of a random
+    # init; None = He init (§3.4). A classifier of another size than the data's is re-initialised.
     weights: str | None = None
+    # Parts kept fixed, BN statistics included: "stem", "layer1".."layer4" (the SIGNS net's
+    # "stage2".."stage5"), or "backbone" (all but the fc head); [] = train everything.
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +90,12 @@ class OptimConfig:
     weight_decay: float = 1e-4  # L2 penalty on every parameter, BN ones included, as in the paper
     nesterov: bool = False  # Nesterov momentum (needs momentum > 0)
     label_smoothing: float = 0.0  # share of the target mass spread over all classes; 0 = paper
+    # The backbone's lr as a share of the head's (fc): < 1 moves pretrained layers less than a
+    # new classifier (fine-tuning); 1 = one rate for all, as in the paper.
+    backbone_lr_scale: float = 1.0
+    # No weight decay on BN scales/shifts and biases (timm's and torchvision's recipes); False =
+    # decay on every parameter, as in the paper.
+    no_decay_norm: bool = False
 
 
 @dataclass
@@ -176,6 +189,9 @@ def load_config(
     for source, layer in layers:
         merge(merged, layer, source, field_hints())
     merged["preset"] = preset
+    weights = merged["model"]["weights"]
+    if isinstance(weights, str):  # the model another program's weights need (.th: split pads)
+        merged["model"]["overrides"] = implied_overrides(weights) | merged["model"]["overrides"]
     return config_from_dict(merged)
 
 
@@ -212,7 +228,7 @@ RULES = [
      lambda v: v is None or v >= 1),
     (("eval_every", "checkpoint_every", "keep_last", "grad_norms_every", "data.workers",
       "schedule.warmup_iterations", "optim.weight_decay", "schedule.warmup_lr",
-      "schedule.final_lr"), "at least 0", lambda v: v >= 0),
+      "schedule.final_lr", "optim.backbone_lr_scale"), "at least 0", lambda v: v >= 0),
     (("optim.lr", "schedule.gamma"), "positive", lambda v: v > 0),
     (("data.val_fraction", "data.test_fraction", "optim.momentum", "optim.label_smoothing",
       "schedule.warmup_fraction"), "in [0, 1)", lambda v: 0 <= v < 1),
@@ -221,6 +237,8 @@ RULES = [
     (("schedule.milestones",), "increasing positive iterations",
      lambda m: all(x >= 1 for x in m) and m == sorted(set(m))),
     (("seed",), "in [0, 2**32)", lambda v: 0 <= v < 2**32),  # numpy's seed range
+    (("model.freeze",), "part names (stem, layer1..layer4, stage2..stage5, backbone)",
+     lambda v: all(PART_PATTERN.fullmatch(p) for p in v)),
     (("device",), "auto, cpu, cuda, cuda:N or mps", lambda v: bool(DEVICE_PATTERN.match(v))),
 ]  # fmt: skip
 

@@ -203,8 +203,10 @@ def _type_name(hint: Any) -> str:
     }
     if hint in names:
         return names[hint]
-    origin = typing.get_origin(hint)
-    return "a list of integers" if origin is list else "a mapping"
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return "a list of integers" if item is int else "a list of strings"
+    return "a mapping"
 
 
 def parse_set(item: str) -> dict[str, Any]:

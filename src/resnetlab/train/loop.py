@@ -90,8 +90,8 @@ def train_step(run: Run, images: torch.Tensor, labels: torch.Tensor) -> float:
     tic = time.perf_counter()
     model, optimizer, scaler = run.model, run.optimizer, run.scaler
     lr = run.schedule.lr_at(run.iteration)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    for group in optimizer.param_groups:  # the backbone's share of the rate (fine-tuning)
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     with autocast(run.precision, run.device):
         logits = model(images)  # (B, num_classes)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=run.cfg.optim.label_smoothing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import random
 import shutil
 import time
@@ -36,9 +37,10 @@ from resnetlab.train.checkpoint import (
 )
 from resnetlab.train.config import RunConfig, config_to_yaml
 from resnetlab.train.distributed import World, unwrap
+from resnetlab.train.finetune import freeze
 from resnetlab.train.meter import IntervalMeter
 from resnetlab.train.metrics import RunLog, truncate_records
-from resnetlab.train.optim import make_optimizer
+from resnetlab.train.optim import make_optimizer, param_groups
 from resnetlab.train.precision import (
     make_scaler,
     resolve_device,
@@ -48,6 +50,7 @@ from resnetlab.train.precision import (
 from resnetlab.train.schedule import LRSchedule
 from resnetlab.train.weights import load_state, load_weights
 
+log = logging.getLogger(__name__)
 VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
 RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
 
@@ -121,14 +124,17 @@ def build_run(cfg: RunConfig, out: Path | None, world: World, resume: bool = Fal
     loader = _loaders(cfg, train_ds, eval_sets, device, world)
     model = build_model(cfg.model.name, len(info.classes), info.channels, cfg.model.overrides)
     if cfg.model.weights is not None:  # a resumed run overwrites them with its checkpoint's
-        load_weights(model, cfg.model.weights)
+        # Fine-tuning on other classes: the file's classifier cannot serve, a fresh one does.
+        say = log.info if world.main else None
+        load_weights(model, cfg.model.weights, new_head=True, say=say)
+    freeze(model, cfg.model.freeze)  # before the optimizer and DDP see the parameters
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = distributed.wrap(model, world, device, cfg.sync_bn)
     if cfg.compile:
         model = torch.compile(model)
-    optimizer = make_optimizer(cfg.optim, model.parameters())
+    optimizer = make_optimizer(cfg.optim, param_groups(unwrap(model), cfg.optim))
     total = cfg.iterations or cfg.epochs * len(loader["train"])
     precision = resolve_precision(cfg.precision, device)
     run = Run(
