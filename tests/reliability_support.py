@@ -3,6 +3,8 @@
 
 - ``FUZZ`` / ``fuzz(n)``: one hypothesis profile for every reader: derandomized (CI sees the same
   cases on every run), no example database, no deadline (the hang guard below is a hard one).
+  ``RESNETLAB_FUZZ_SEED=N`` (``make fuzz SEED=N``) draws another slice of cases, seeded by N;
+  ``RESNETLAB_FUZZ_SCALE=F`` runs F times the cases (fewer on a busy machine).
 - ``mutations(valid)``: bytes made from a valid file by bit flips, truncation, inserted,
   overwritten, deleted or duplicated ranges, or random bytes of the same length scale.
 - ``hang_guard(seconds)``: raise ``Hang`` when the body runs longer (SIGALRM; main thread only).
@@ -22,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +36,15 @@ FUZZ_RANDOM = 60
 CASE_SECONDS = 10  # a single input taking longer than this to read counts as a hang
 RSS_BOUND_MB = 300  # peak-memory growth allowed over a whole fuzz run
 
+# Unset, every fuzz test draws the fixed cases CI runs (hypothesis derives each test's seed from
+# its code); set, every fuzz test draws the cases of this seed instead.
+FUZZ_SEED = (
+    int(os.environ["RESNETLAB_FUZZ_SEED"]) if os.environ.get("RESNETLAB_FUZZ_SEED") else None
+)
+FUZZ_SCALE = float(os.environ.get("RESNETLAB_FUZZ_SCALE") or 1)  # cases run per case counted
+
 FUZZ = settings(
-    derandomize=True,
+    derandomize=FUZZ_SEED is None,
     database=None,
     deadline=None,
     max_examples=FUZZ_MUTATED,
@@ -44,9 +53,16 @@ FUZZ = settings(
 )
 
 
-def fuzz(max_examples: int) -> settings:
-    """The ``FUZZ`` profile with another number of cases."""
-    return settings(FUZZ, max_examples=max_examples)
+def fuzz(max_examples: int) -> Callable:
+    """A decorator for a ``@given`` test: the ``FUZZ`` profile with ``max_examples`` cases
+    (times ``FUZZ_SCALE``), seeded by ``FUZZ_SEED`` when it is set."""
+    profile = settings(FUZZ, max_examples=max(1, round(max_examples * FUZZ_SCALE)))
+
+    def apply(test: Callable) -> Callable:
+        test = profile(test)
+        return test if FUZZ_SEED is None else seed(FUZZ_SEED)(test)
+
+    return apply
 
 
 class Hang(AssertionError):
