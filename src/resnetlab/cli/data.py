@@ -12,6 +12,8 @@ from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.cifar import SPECS, locate
 from resnetlab.data.registry import get_entry, resolve_root
 from resnetlab.errors import ConfigError
+from resnetlab.outputs import check_output_dir
+from resnetlab.train.cleanup import FolderSnapshot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,8 +78,14 @@ def run_info(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     if args.data not in SPECS:
         raise ConfigError(f"--data {args.data}: only {', '.join(SPECS)} can be downloaded")
-    root = resolve_root(args.data, args.data_dir)
-    folder = locate(SPECS[args.data], root, download=True, verify=args.verify, url=args.url)
+    root = check_output_dir(resolve_root(args.data, args.data_dir), option="--data-dir")
+    before = FolderSnapshot.take(root)
+    try:
+        folder = locate(SPECS[args.data], root, download=True, verify=args.verify, url=args.url)
+    except BaseException:
+        if root.is_dir() and not any(root.iterdir()):  # made for nothing: no trace of it
+            before.undo()
+        raise
     print(f"{args.data}: ready in {folder}")
     return 0
 

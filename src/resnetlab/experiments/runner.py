@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import redirect_stderr, redirect_stdout
@@ -24,6 +25,7 @@ from resnetlab.analysis.records import read_json
 from resnetlab.errors import ConfigError
 from resnetlab.models import check_cifar_depth
 from resnetlab.train import PRESETS, RunConfig, fit, load_config
+from resnetlab.train.cleanup import FolderSnapshot
 
 MAX_SHORT_RUN_EVALS = 16  # evaluations of a run cut shorter than its preset (fit_preset_to_length)
 
@@ -243,11 +245,23 @@ def _run_parallel(work: list[tuple[RunConfig, Path]], jobs: int, log: Callable) 
 
 def _fit_logged(cfg: RunConfig, folder: Path) -> dict:
     """``fit`` with its progress lines and warnings in ``folder/train.log`` (runs side by side
-    would interleave them, or their progress bars, on the terminal)."""
+    would interleave them, or their progress bars, on the terminal).
+
+    A run that fails before its first step removes what it made (``fit``); then the log, and
+    the folder if this made it, go too: a run that never started leaves no trace.
+    """
+    before = FolderSnapshot.take(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with (
-        open(folder / "train.log", "a", encoding="utf-8", buffering=1) as f,  # line by line
-        redirect_stdout(f),
-        redirect_stderr(f),
-    ):
-        return fit(cfg, folder, resume=True)
+    log = folder / "train.log"
+    had_log = log.exists()
+    try:
+        with (
+            open(log, "a", encoding="utf-8", buffering=1) as f,  # line by line
+            redirect_stdout(f),
+            redirect_stderr(f),
+        ):
+            return fit(cfg, folder, resume=True)
+    except BaseException:
+        if not had_log and set(os.listdir(folder)) - before.before == {log.name}:
+            before.undo()
+        raise

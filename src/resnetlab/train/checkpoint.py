@@ -63,9 +63,9 @@ def write_checkpoint(
         names.append("best.pt")
     first = folder / names[0]
     sealed = seal(ckpt)
-    atomic_write(first, lambda f: torch.save(sealed, f))
+    atomic_write(first, lambda f: torch.save(sealed, f), run_checkpoint=True)
     for name in names[1:]:
-        atomic_link(first, folder / name)
+        atomic_link(first, folder / name, run_checkpoint=True)
     for old in sorted(folder.glob("step-*.pt"))[: -keep_last or None]:
         old.unlink(missing_ok=True)
 
