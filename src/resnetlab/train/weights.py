@@ -117,6 +117,8 @@ load_torchvision_weights = load_weights  # torchvision's files need nothing more
 
 
 def _check_suffix(path: Path) -> None:
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX export, not a checkpoint or a weight file")
     if path.suffix not in WEIGHT_SUFFIXES:
         raise CheckpointError(
             f"{path}: weight files end in {', '.join(WEIGHT_SUFFIXES)}; got {path.suffix!r}"
