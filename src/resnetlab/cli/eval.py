@@ -83,6 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.split,
         name=args.data,
         root=args.data_dir,
+        source=str(path),
         download=args.download,
         verify=args.verify,
         strict=args.strict,

@@ -10,6 +10,7 @@ from torch import nn
 
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.train.checkpoint import resolve_checkpoint
+from resnetlab.train.precision import check_device
 from resnetlab.train.weights import model_from_checkpoint
 
 
@@ -17,18 +18,18 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"`` (CUDA when present, else the CPU), or a device name that exists here.
 
     Raises:
-        ConfigError: a malformed name, or a CUDA device on a machine without one.
+        ConfigError: a malformed name, or a device this machine does not have (``meta``, a
+            CUDA device on a machine without one, ...).
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):
         raise ConfigError(
             f"--device {name!r}: not a device name (cpu, cuda, cuda:N, auto)"
         ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is available")
+    check_device(device, f"--device {name}")
     return device
 
 
