@@ -27,6 +27,8 @@ from resnetlab.models import check_cifar_depth
 from resnetlab.train import PRESETS, RunConfig, fit, load_config
 from resnetlab.train.cleanup import FolderSnapshot
 
+# Config keys each run of an experiment sets (RunSpec.values, the seed, the final train error).
+RUN_KEYS = ("seed", "model.name", "model.overrides", "eval_train_at_end")
 MAX_SHORT_RUN_EVALS = 16  # evaluations of a run cut shorter than its preset (fit_preset_to_length)
 
 
@@ -110,7 +112,17 @@ def config_for(recipe: Recipe, run: RunSpec) -> RunConfig:
     """The resolved config of ``run``: preset < recipe values < ``--set`` < run values < seed.
 
     The final training error is always measured: every experiment's table needs it.
+
+    Raises:
+        ConfigError: a ``--set`` of a key each run sets itself (it would be silently replaced).
     """
+    for item in recipe.sets:
+        key = item.split("=", 1)[0].strip()
+        if key in RUN_KEYS or key.startswith(tuple(f"{k}." for k in RUN_KEYS)):
+            raise ConfigError(
+                f"--set {key}: every run of an experiment sets it itself (seeds: --seeds and "
+                "--first-seed; models: the experiment's own options)"
+            )
     flags = {**recipe.values, **run.values, "seed": run.seed, "eval_train_at_end": True}
     return load_config(
         preset=recipe.preset, sets=recipe.sets, flags=flags, defaults=recipe.defaults
