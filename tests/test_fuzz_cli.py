@@ -280,6 +280,8 @@ def bad_invocations(draw) -> tuple[str, list[str]]:
     strategy = _value_strategy(command, action)
     assume(strategy is not None)
     value = draw(strategy)
+    if action.dest in ("set", "sets"):  # a flag of the base wins over --set (documented)
+        assume(value.split("=", 1)[0] not in _keys_of_flags(base) | SET_BY.get(command, set()))
     context = cli_errors.CONTEXT.get(action.dest, [])
     if not action.option_strings:  # a positional argument: replace the valid one
         base = [value if a == cli_errors.POSITIONAL[action.dest] else a for a in base]
@@ -289,6 +291,18 @@ def bad_invocations(draw) -> tuple[str, list[str]]:
         base = base[:i] + base[i + 2 :]
     given_values = [value] * cli_errors._arity(action)
     return command, [*command.split(), *base, *context, action.option_strings[0], *given_values]
+
+
+# Keys a command sets as flags would, besides the flags of its base invocation.
+SET_BY = {"bench train": {"batch_size"}}  # --quick: batch 8
+
+
+def _keys_of_flags(argv: list[str]) -> set[str]:
+    """The config keys that flags in ``argv`` set (``--iterations`` -> ``iterations``)."""
+    from resnetlab.train.config import FLAGS
+
+    given = {a.removeprefix("--").replace("-", "_") for a in argv if a.startswith("--")}
+    return {key for dest, key in FLAGS.items() if dest in given}
 
 
 def _resolve(item: str, world) -> str:
@@ -446,8 +460,8 @@ def _to_bytes(obj) -> bytes:
 
 def _flip(draw, data: bytes, lo: int = 0, hi: int | None = None) -> tuple[bytes, str]:
     hi = len(data) if hi is None else hi
-    flips = [(draw(st.integers(lo, hi - 1)), draw(st.integers(0, 7)))
-             for _ in range(draw(st.integers(1, 16)))]  # fmt: skip
+    where = st.tuples(st.integers(lo, hi - 1), st.integers(0, 7))
+    flips = draw(st.lists(where, min_size=1, max_size=16, unique=True))  # none undoes another
     out = bytearray(data)
     for i, bit in flips:
         out[i] ^= 1 << bit
@@ -731,8 +745,9 @@ def _files_property(world, intact, examples: int) -> None:
 
 def _intact_copy(world, damaged: Damaged) -> Path:
     """The intact file of ``damaged``'s kind, at a path of the same name."""
-    folder = world["base"] / "intact"  # outside the inputs compared before and after
-    folder.mkdir(exist_ok=True)
+    # outside the inputs compared before and after; one folder per kind (two are "file.pt")
+    folder = world["base"] / "intact" / damaged.kind.replace(" ", "-")
+    folder.mkdir(parents=True, exist_ok=True)
     source = {
         "checkpoint": world["run"] / "checkpoints" / "last.pt",
         "weights .pt": world["inputs"] / "w.pt",
