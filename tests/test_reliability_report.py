@@ -8,14 +8,18 @@ import re
 import reliability_support as rs
 import test_cli_errors as cli
 import test_fuzz_checkpoint as fuzz_ckpt
+import test_fuzz_cli as fuzz_cli
 import test_fuzz_config as fuzz_config
 import test_fuzz_data as fuzz_data
 import test_fuzz_images as fuzz_images
+import test_reliability_cleanup as cleanup
 import test_reliability_diskfull as diskfull
 import test_reliability_distributed as distributed
+import test_reliability_formats as formats
 import test_reliability_kill as kill
 import test_reliability_lock as lock
 import test_reliability_memory as memory
+import test_reliability_outputs as outputs
 import test_security_archives as archives
 import test_security_checkpoint as sec_ckpt
 import test_security_cifar as sec_cifar
@@ -44,6 +48,13 @@ EXPECTED = {
     "I9": archives.CASES,
     "I10": bombs.CASES,
     "I11": cli.CASES,
+    "I12": outputs.CASES,
+    "I13": formats.CASES,
+    "I14": cleanup.CASES,
+    "I15": fuzz_cli.FUZZ_CLI_ARGV
+    + fuzz_cli.FUZZ_CLI_FILES
+    + fuzz_cli.FUZZ_CLI_ARGV_SLOW
+    + fuzz_cli.FUZZ_CLI_FILES_SLOW,
 }
 
 
