@@ -6,13 +6,18 @@ import argparse
 import json
 from pathlib import Path
 
-from resnetlab.cli.options import add_data_arguments
+from resnetlab.cli.options import add_data_arguments, data_folder
 from resnetlab.data import list_datasets
 from resnetlab.errors import ConfigError
 from resnetlab.evaluation.data import eval_loader, load_eval_split
 from resnetlab.evaluation.evaluate import TTA, evaluate_classifier
 from resnetlab.evaluation.loading import load_trained, resolve_device
-from resnetlab.evaluation.report import format_confusion, format_summary, write_outputs
+from resnetlab.evaluation.report import (
+    format_confusion,
+    format_summary,
+    output_paths,
+    write_outputs,
+)
 
 SHOW_CONFUSION_MAX = 20  # print the confusion matrix on the terminal up to this many classes
 VIEWS = {1: "", 2: ", each image and its mirror", 10: ", 10 crops per image"}
@@ -89,22 +94,27 @@ def run_eval(args: argparse.Namespace) -> int:
         verify=args.verify,
         strict=args.strict,
     )
+    data_name = args.data or ckpt["data"]["name"]
+    views = 10 if args.ten_crop else 2 if args.tta == "flip" else 1
+    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
+    output_paths(
+        out, [path], folders=[data_folder(data_name, args.data_dir or _own_root(ckpt, data_name))]
+    )
     ds = load_eval_split(
         ckpt["data"],
         ckpt["config"],
         args.split,
         name=args.data,
         root=args.data_dir,
+        source=str(path),
         download=args.download,
         verify=args.verify,
         strict=args.strict,
     )
-    data_name = args.data or ckpt["data"]["name"]
     loader = eval_loader(
         ds, batch_size=args.batch_size, device=device, ten_crop=args.ten_crop, workers=args.workers
     )
     result = evaluate_classifier(model, loader, tta=args.tta)
-    views = 10 if args.ten_crop else 2 if args.tta == "flip" else 1
     meta = {
         "checkpoint": str(path),
         "model": ckpt["model"]["name"],
@@ -114,7 +124,6 @@ def run_eval(args: argparse.Namespace) -> int:
         "views": views,
         "tta": args.tta,
     }
-    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
     try:
         paths = write_outputs(result, out, meta)
     except OSError as err:
@@ -143,6 +152,12 @@ def default_out(checkpoint: Path, data: str, split: str, views: int) -> Path:
     run = folder.parent if folder.name == "checkpoints" else folder
     suffix = {1: "", 2: "-flip", 10: "-10crop"}[views]
     return run / "eval" / f"{checkpoint.stem}-{data}-{split}{suffix}"
+
+
+def _own_root(ckpt: dict, data_name: str) -> str | None:
+    """The data folder of the checkpoint's run, where eval reads the run's own dataset."""
+    data = ckpt["config"].get("data") if data_name == ckpt["data"]["name"] else None
+    return data.get("root") if isinstance(data, dict) else None
 
 
 def _describe_default(parser: argparse.ArgumentParser, option: str, text: str) -> None:

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         metavar="FILE",
-        help="the file to write (default: beside the checkpoint, NAME.onnx or NAME.torchscript.pt)",
+        help="the file to write, never the checkpoint nor into a run's checkpoints/ (default: "
+        "RUN/export/NAME.onnx or NAME.torchscript.pt for RUN/checkpoints/NAME.pt, else beside "
+        "the checkpoint)",
     )
     p.add_argument(
         "--tolerance",

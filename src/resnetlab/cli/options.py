@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from resnetlab.data import list_datasets
+from resnetlab.data.registry import get_entry
 from resnetlab.train.config import FLAGS, PRECISIONS
 from resnetlab.train.presets import PRESETS
 
@@ -77,6 +78,11 @@ def data_kwargs(args: argparse.Namespace) -> dict:
         "verify": args.verify,
         "strict": args.strict,
     }
+
+
+def data_folder(name: str, root: str | None) -> str | None:
+    """``root`` if dataset ``name`` reads files from it (``digits`` and ``synthetic`` do not)."""
+    return root if root is not None and get_entry(name).folder != "" else None
 
 
 def add_recipe_arguments(

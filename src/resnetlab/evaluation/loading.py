@@ -16,6 +16,7 @@ from resnetlab.models import build_model, check_input_size
 from resnetlab.train import converters
 from resnetlab.train.checkpoint import NotACheckpoint, resolve_checkpoint
 from resnetlab.train.config import RunConfig
+from resnetlab.train.precision import check_device
 from resnetlab.train.weights import load_weights, model_from_checkpoint
 
 # Weight files that are never checkpoints; a .pt/.pth file is one or the other.
@@ -26,18 +27,18 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"`` (CUDA when present, else the CPU), or a device name that exists here.
 
     Raises:
-        ConfigError: a malformed name, or a CUDA device on a machine without one.
+        ConfigError: a malformed name, or a device this machine does not have (``meta``, a
+            CUDA device on a machine without one, ...).
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):
         raise ConfigError(
             f"--device {name!r}: not a device name (cpu, cuda, cuda:N, auto)"
         ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is available")
+    check_device(device, f"--device {name}")
     return device
 
 

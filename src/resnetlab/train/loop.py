@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from torch import nn
 
 from resnetlab.errors import UserError
 from resnetlab.train import distributed
+from resnetlab.train.cleanup import FolderSnapshot
 from resnetlab.train.config import RunConfig
 from resnetlab.train.distributed import unwrap
 from resnetlab.train.precision import autocast
-from resnetlab.train.run import Run, build_run, save, write_summary
+from resnetlab.train.run import Run, build_run, check_run_folder, save, write_summary
 from resnetlab.train.runlock import run_lock
 
 
@@ -26,27 +28,49 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def fit(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def fit(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    inputs: Sequence[str | Path | None] = (),
+) -> dict[str, Any]:
     """Train a model as ``cfg`` says, writing everything into ``out_dir``.
+
+    A run that fails before its first step leaves no trace: what it created in ``out_dir`` is
+    removed (``cleanup``), and nothing that was there before is touched.
 
     Args:
         cfg: the resolved run config.
-        out_dir: the run folder (config.yaml, metrics, checkpoints/, summary.json).
+        out_dir: the run folder (config.yaml, metrics, checkpoints/, summary.json); it may not
+            lie in a run's ``checkpoints/`` or in the dataset's folder (``resnetlab.outputs``).
         resume: continue from ``out_dir/checkpoints/last.pt`` (from the start if there is none).
+        inputs: the files ``cfg`` was read from (a config file): the run writes over none of
+            them, nor over its ``--weights``.
 
     Returns:
         The summary, also written to ``out_dir/summary.json``.
 
     Raises:
-        ConfigError: another run is writing to ``out_dir`` (see ``runlock``).
+        ConfigError: another run is writing to ``out_dir`` (see ``runlock``), or ``out_dir``
+            is refused.
     """
     world = distributed.world_from_env()
-    with run_lock(out_dir, enabled=world.main):  # rank 0 writes the folder for every rank
-        return _fit(cfg, Path(out_dir), world, resume)
+    out = check_run_folder(out_dir, cfg, [*inputs, cfg.model.weights])
+    before = FolderSnapshot.take(out)
+    with run_lock(out, enabled=world.main):  # rank 0 writes the folder for every rank
+        run, start = None, 0
+        try:
+            run = build_run(cfg, out, world, resume)
+            start = run.iteration
+            return _train(run)
+        except BaseException:
+            if world.main and (run is None or run.iteration == start):
+                before.undo()  # it never took a step: leave no trace of it
+            raise
 
 
-def _fit(cfg: RunConfig, out_dir: Path, world: distributed.World, resume: bool) -> dict[str, Any]:
-    run = build_run(cfg, out_dir, world, resume)
+def _train(run: Run) -> dict[str, Any]:
     try:
         while run.iteration < run.total:
             train_one_epoch(run)

@@ -9,6 +9,7 @@ import logging
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from resnetlab.data import (
     make_loader,
     train_val_split,
 )
+from resnetlab.data.registry import get_entry
 from resnetlab.errors import ConfigError
 from resnetlab.models import build_model, check_input_size
+from resnetlab.outputs import check_output, check_output_dir
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
     FORMAT,
@@ -53,6 +56,7 @@ from resnetlab.train.weights import load_state, load_weights
 log = logging.getLogger(__name__)
 VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
 RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
+OWN_FILES = ("config.yaml", *RUN_FILES)  # every file a run writes beside checkpoints/ and .lock
 
 
 @dataclass
@@ -225,10 +229,26 @@ def write_summary(run: Run, summary: dict[str, Any]) -> None:
         write_text(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
+def check_run_folder(out: str | Path, cfg: RunConfig, inputs: Sequence[Any]) -> Path:
+    """Refuse a run folder that is a file, lies in a run's ``checkpoints/`` or in the dataset's
+    folder, or whose files would replace one of ``inputs`` (``resnetlab.outputs``)."""
+    reads_files = cfg.data.root is not None and get_entry(cfg.data.name).folder != ""
+    out = check_output_dir(out, folders=[cfg.data.root if reads_files else None], option="--out")
+    for name in OWN_FILES:
+        check_output(out / name, inputs, option="--out")
+    return out
+
+
 def _prepare_folder(run: Run, resume: bool) -> None:
-    """Start a fresh run folder, or continue from its last checkpoint."""
+    """Start a fresh run folder, or continue from its last checkpoint.
+
+    A fresh run refuses a folder holding any file of a run (a run killed before its first
+    checkpoint continues with ``--resume``), so that it replaces nothing a failed start would
+    have to restore.
+    """
     last = run.checkpoints / "last.pt"
-    if not resume and (last.exists() or (run.out / "metrics.jsonl").exists()):
+    held = any((run.out / name).exists() for name in (*OWN_FILES, "checkpoints"))
+    if not resume and held:
         raise ConfigError(
             f"{run.out} already holds a run: continue it with --resume {run.out}, "
             f"or give another --out"

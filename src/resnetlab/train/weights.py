@@ -182,6 +182,8 @@ load_torchvision_weights = load_weights  # torchvision's files need nothing more
 
 
 def _check_suffix(path: Path, suffixes: tuple[str, ...]) -> None:
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX export, not a checkpoint or a weight file")
     if path.suffix not in suffixes:
         raise CheckpointError(
             f"{path}: weight files end in {', '.join(suffixes)}; got {path.suffix!r}"
