@@ -80,7 +80,7 @@ def measure(args: argparse.Namespace, run: Path) -> dict:
     calib = [x for i, (x, _) in enumerate(eval_loader(train, batch_size=32, device=cpu).epoch(0))
              if i * 32 < args.calibration]  # fmt: skip
     c0, w0 = time.process_time(), time.perf_counter()
-    int8 = quantize_int8(model, calib)
+    int8 = quantize_int8(model, calib, keep_fp32=args.keep_fp32)
     quantize = {"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
 
     def fp32(x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,8 @@ def markdown(args: argparse.Namespace, r: dict) -> str:
         f"Machine: {describe_machine(machine_info())}  ",
         f"Top-1 agreement on all {r['test_images']} test images: **{100 * r['agreement']:.2f}%** "
         f"(target >= 99%); test accuracy fp32 {100 * r['fp32_acc']:.2f}%, int8 "
-        f"{100 * r['int8_acc']:.2f}%. Calibration on {args.calibration} train images; quantize "
+        f"{100 * r['int8_acc']:.2f}%. Kept in fp32: {', '.join(args.keep_fp32) or 'nothing'}. "
+        f"Calibration on {args.calibration} train images; quantize "
         f"and compile: {r['quantize']['cpu_s']:.0f} CPU s ({r['quantize']['wall_s']:.0f} wall s). "
         f"Latency: median of {args.calls} calls after 2 warm-up calls, process CPU time "
         "(min..max beside it) and wall time.",
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", type=int, default=512, help="train images for calibration")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--keep-fp32", nargs="*", default=[], help="modules left in fp32: conv1 fc")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--json", type=Path)
     p.add_argument("--quick", action="store_true", help="smoke run: digits, a tiny net")

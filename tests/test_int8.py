@@ -33,6 +33,17 @@ def test_int8_simulation_stays_close_to_fp32_and_leaves_the_model_alone():
     assert int8(x[:3]).shape == (3, 10)  # any batch size
 
 
+def test_a_module_kept_in_fp32_is_left_unquantized():
+    model, calib, x = _model_and_batches()
+    all_int8 = quantize_int8(model, calib, compile=False)
+    kept = quantize_int8(model, calib, compile=False, keep_fp32=["fc"])
+    with torch.no_grad():
+        ref = model(x)
+    # only the classifier differs between the two: keeping it in fp32 brings the logits closer
+    assert not torch.equal(all_int8(x), kept(x))
+    assert (kept(x) - ref).abs().max() <= (all_int8(x) - ref).abs().max()
+
+
 def test_top1_agreement_counts_matching_argmaxes():
     a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
     b = torch.tensor([[0.9, 0.1], [1.0, 0.0], [3.0, 0.0], [1.0, 2.0]])

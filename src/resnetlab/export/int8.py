@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 
 import torch
@@ -24,7 +24,11 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 def quantize_int8(
-    model: nn.Module, calibration: Iterable[torch.Tensor], *, compile: bool = True
+    model: nn.Module,
+    calibration: Iterable[torch.Tensor],
+    *,
+    compile: bool = True,
+    keep_fp32: Sequence[str] = (),
 ) -> Forward:
     """The int8 form of an eval-mode model.
 
@@ -33,6 +37,8 @@ def quantize_int8(
         calibration: input batches (B, C, H, W) whose activation ranges set the scales.
         compile: lower to int8 kernels with inductor (needs a C++ compiler); ``False`` returns
             the converted graph that simulates int8 in fp32 (the reference numerics, slow).
+        keep_fp32: module names left in fp32 (``"conv1"``, ``"fc"``: the first and last layers,
+            which many deployments keep in full precision).
 
     Returns:
         A function from fp32 inputs (B, C, H, W) to fp32 logits (B, num_classes).
@@ -57,6 +63,8 @@ def quantize_int8(
         graph = torch.export.export(model, (batches[0],), dynamic_shapes=({0: batch},)).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+        for name in keep_fp32:
+            quantizer.set_module_name_qconfig(name, None)
         prepared = prepare_pt2e(graph, quantizer)
         with torch.no_grad():
             for x in batches:  # the observers record each activation's range
