@@ -7,7 +7,8 @@ from torch import nn
 
 from resnetlab.data import Loader
 from resnetlab.errors import ConfigError
-from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator, crop_average_log_probs
+from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator
+from resnetlab.nn.views import flip_views, score_views
 
 TTA = ("flip",)  # test-time augmentations evaluate_classifier knows
 
@@ -43,17 +44,10 @@ def evaluate_classifier(model: nn.Module, loader: Loader, tta: str | None = None
                         raise ConfigError("--tta flip: the 10 crops hold their mirror images")
                     images = flip_views(images)  # (B, 2, C, H, W)
                 if images.dim() == 5:
-                    b, n = images.shape[:2]
-                    logits = model(images.flatten(0, 1)).unflatten(0, (b, n))  # (B, n, K)
-                    log_probs = crop_average_log_probs(logits)  # (B, K)
+                    log_probs = score_views(model, images)  # (B, K)
                 else:
                     log_probs = torch.log_softmax(model(images).float(), dim=1)  # (B, K)
                 acc.update(log_probs, labels)
     finally:
         model.train(was_training)
     return acc.result()
-
-
-def flip_views(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 2, C, H, W): each image and its left-right mirror image."""
-    return torch.stack([images, images.flip(-1)], dim=1)

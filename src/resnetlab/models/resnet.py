@@ -51,6 +51,9 @@ class ResNet(nn.Module):
             (``nn.Identity`` in each BN's place, so the other names stay), the same He init; for
             studying signal propagation without BN. ``zero_init_residual`` then zeroes each
             branch's last conv.
+        drop_path_rate: stochastic depth (Huang et al. 2016, arXiv:1603.09382): the drop
+            probability of the last block's branch; block l of L drops with ``rate * l / L``, the
+            paper's linear decay rule (0.5 there). Residual nets only; 0 = off.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         stride_at: str = "v1.5",
         norm: str = "bn",
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         check_choice("block", block, tuple(BLOCKS))
@@ -83,7 +87,11 @@ class ResNet(nn.Module):
                 f"layers must give at least one block for each of the {len(widths)} stages; "
                 f"got {tuple(layers)}"
             )
+        for width in widths:
+            _check_positive_int("widths", width)
+        _check_drop_path_rate(drop_path_rate, residual)
         block_cls = BLOCKS[block]
+        total_blocks, block_index = sum(layers), 0
         self.in_channels, self.preact = in_channels, preact
 
         stem_width = 64 if stem == "imagenet" else widths[0]
@@ -105,6 +113,7 @@ class ResNet(nn.Module):
             stage = []
             for j in range(blocks):
                 stride = 2 if i > 0 and j == 0 else 1  # subsample at the start of stages 2.. (§3.3)
+                block_index += 1  # Huang et al. 2016, §3: p_l = l / L * p_L
                 stage.append(
                     block_cls(
                         channels,
@@ -116,6 +125,7 @@ class ResNet(nn.Module):
                         zero_init=zero_init_residual,
                         stride_at=stride_at,
                         norm=norm,
+                        drop_path=drop_path_rate * block_index / total_blocks,
                     )
                 )
                 channels = width * block_cls.expansion
@@ -170,6 +180,13 @@ class ResNet(nn.Module):
 def _check_positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _check_drop_path_rate(rate: object, residual: bool) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ConfigError(f"drop_path_rate must be a number in [0, 1); got {rate!r}")
+    if rate > 0 and not residual:
+        raise ConfigError("drop_path_rate needs residual blocks: a plain net has no shortcut")
 
 
 def _check_input(x: torch.Tensor, channels: int) -> None:
@@ -261,9 +278,11 @@ def plain152(num_classes: int = 1000, **overrides: object) -> ResNet:
 
 
 # ----------------------------------------------------------------------------------------------
-# CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A.
+# CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A. Other widths
+# (``widths=(32, 64, 128)``, as wide ResNets do) keep the paper's layout.
 # ----------------------------------------------------------------------------------------------
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+CIFAR_WIDTHS = (16, 32, 64)  # §4.2: "the numbers of filters are {16, 32, 64}"
 cifar = register_model(family="cifar", input_size=(32, 32), num_classes=10)
 
 
@@ -284,12 +303,13 @@ def check_cifar_depth(depth: object, name: str = "depth") -> int:
 
 @cifar
 def cifar_resnet(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
-    """CIFAR ResNet of any depth 6n+2 (depth=...)."""
+    """CIFAR ResNet of any depth 6n+2 (depth=...) and any three widths (widths=...)."""
     n = (check_cifar_depth(depth) - 2) // 6  # n basic blocks per stage
-    kwargs = {"shortcut": "A", **overrides}
-    return ResNet(
-        "basic", (n, n, n), widths=(16, 32, 64), stem="cifar", num_classes=num_classes, **kwargs
-    )
+    kwargs = {"shortcut": "A", "widths": CIFAR_WIDTHS, **overrides}
+    widths = kwargs["widths"]
+    if not isinstance(widths, (list, tuple)) or len(widths) != len(CIFAR_WIDTHS):
+        raise ConfigError(f"widths: a CIFAR net has 3 stages, give 3 widths; got {widths!r}")
+    return ResNet("basic", (n, n, n), stem="cifar", num_classes=num_classes, **kwargs)
 
 
 @cifar

@@ -1,6 +1,7 @@
 """Building blocks: shortcuts (options A/B/C) and residual blocks (basic, bottleneck)."""
 
 from resnetlab.nn.blocks import BasicBlock, Bottleneck
+from resnetlab.nn.droppath import DropPath
 from resnetlab.nn.shortcuts import (
     NORM_OPTIONS,
     SHORTCUT_OPTIONS,
@@ -19,6 +20,7 @@ __all__ = [
     "SHORTCUT_PADS",
     "BasicBlock",
     "Bottleneck",
+    "DropPath",
     "ZeroPadShortcut",
     "conv1x1",
     "conv3x3",

@@ -27,6 +27,8 @@ from resnetlab.train.layers import merge, nest, parse_set, read_yaml
 from resnetlab.train.presets import PRESETS, preset_values
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
+SGD_IMPLEMENTATIONS = ("auto", "loop", "foreach", "fused")
+EVAL_TTA = ("flip",)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 PART_PATTERN = re.compile(r"stem|backbone|(layer|stage)\d+")  # what model.freeze may name
@@ -81,6 +83,18 @@ class DataConfig:
     verify: bool = True  # check the md5 sums of official files
     strict: bool = False  # an undecodable image is an error instead of a skipped file
     workers: int = 2  # decoding processes per rank (folder datasets only)
+    # Share of the train split trained on: a seeded subset for quick recipe trials; 1 = all.
+    train_fraction: float = 1.0
+    # Progressive resizing: the run's epochs cut into len(train_sizes) equal parts, trained at
+    # these image sides in turn (resized on the device after the crop and flip); evaluation
+    # stays at the data's size. [] = the data's size throughout. In-memory data only.
+    train_sizes: list[int] = field(default_factory=list)
+    # Mixup (Zhang et al. 2017, arXiv:1710.09412): Beta(alpha, alpha) blend of each batch with a
+    # permutation of itself, labels blended alike; 0 = off.
+    mixup_alpha: float = 0.0
+    # CutMix (Yun et al. 2019, arXiv:1905.04899): a box of a permuted batch pasted in, labels by
+    # area; 0 = off. With both alphas above 0, each batch takes one of the two at random.
+    cutmix_alpha: float = 0.0
 
 
 @dataclass
@@ -96,6 +110,9 @@ class OptimConfig:
     # No weight decay on BN scales/shifts and biases (timm's and torchvision's recipes); False =
     # decay on every parameter, as in the paper.
     no_decay_norm: bool = False
+    # torch's SGD kernels: "loop" (one parameter at a time), "foreach" (grouped tensor ops),
+    # "fused" (one kernel), or "auto" (torch's default for the device). Same update, to rounding.
+    implementation: str = "auto"
 
 
 @dataclass
@@ -125,7 +142,7 @@ class RunConfig:
     device: str = "auto"  # "auto" (cuda if present, else cpu) | "cpu" | "cuda" | "cuda:N" | "mps"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (loss scaling) | "auto" (bf16 if native)
     channels_last: bool = False  # NHWC memory format for model and batches
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (its forward, and its backward by AOTAutograd)
     deterministic: bool = False  # deterministic algorithms: bit-identical reruns and resumes
     sync_bn: bool = False  # distributed: batch statistics over the global batch
     eval_every: int = 0  # iterations between evaluations; 0 = at the end of every epoch
@@ -134,6 +151,13 @@ class RunConfig:
     keep_last: int = 3  # step-XXXXXXXX.pt files kept besides last.pt and best.pt
     grad_norms_every: int = 0  # iterations between gradient-norm records; 0 = off
     eval_train_at_end: bool = True  # measure the final train error on the un-augmented train set
+    # Weight EMA: after every step ema = d * ema + (1 - d) * weights, with d = min(ema_decay,
+    # (1 + t) / (10 + t)) at update t; BN running statistics averaged alike. Evaluations,
+    # best.pt and `resnetlab eval` then use the EMA weights. 0 = off.
+    ema_decay: float = 0.0
+    # Test-time augmentation of every evaluation: "flip" scores each image by the softmax
+    # averaged over it and its mirror image (as `resnetlab eval --tta flip`); null = none.
+    eval_tta: str | None = None
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     preset: str | None = None  # the named preset this config started from (see PRESETS)
 
@@ -231,7 +255,10 @@ RULES = [
       "schedule.final_lr", "optim.backbone_lr_scale"), "at least 0", lambda v: v >= 0),
     (("optim.lr", "schedule.gamma"), "positive", lambda v: v > 0),
     (("data.val_fraction", "data.test_fraction", "optim.momentum", "optim.label_smoothing",
-      "schedule.warmup_fraction"), "in [0, 1)", lambda v: 0 <= v < 1),
+      "schedule.warmup_fraction", "ema_decay"), "in [0, 1)", lambda v: 0 <= v < 1),
+    (("data.train_fraction",), "in (0, 1]", lambda v: 0 < v <= 1),
+    (("data.mixup_alpha", "data.cutmix_alpha"), "at least 0", lambda v: v >= 0),
+    (("data.train_sizes",), "image sides of at least 1", lambda v: all(x >= 1 for x in v)),
     (("schedule.warmup_until_train_error",), "in (0, 1] or null",
      lambda v: v is None or 0 < v <= 1),
     (("schedule.milestones",), "increasing positive iterations",
@@ -253,6 +280,9 @@ def validate(cfg: RunConfig, source: str = "") -> None:
     where = f"{source}: " if source else ""
     check_choice(f"{where}schedule.kind", cfg.schedule.kind, SCHEDULES)
     check_choice(f"{where}precision", cfg.precision, PRECISIONS)
+    check_choice(f"{where}optim.implementation", cfg.optim.implementation, SGD_IMPLEMENTATIONS)
+    if cfg.eval_tta is not None:
+        check_choice(f"{where}eval_tta", cfg.eval_tta, EVAL_TTA)
     if cfg.preset is not None:
         check_choice(f"{where}preset", cfg.preset, sorted(PRESETS))
     for keys, rule, test in RULES:

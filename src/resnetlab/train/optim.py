@@ -29,12 +29,15 @@ def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter] | Iter
     Returns:
         A ``torch.optim.SGD``; the schedule sets its lr before every step.
     """
+    impl = cfg.implementation  # "auto" leaves both None: torch picks for the device
     return torch.optim.SGD(
         params,
         lr=cfg.lr,
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
         nesterov=cfg.nesterov,
+        foreach={"loop": False, "foreach": True}.get(impl),
+        fused=True if impl == "fused" else None,
     )
 
 

@@ -53,6 +53,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Short runs on a CPU: one-cycle lr (a short linear ramp up, a long linear ramp down), Nesterov
     # momentum, label smoothing 0.1, bf16 where the CPU has native bf16, channels-last. Measured
     # accuracy per minute is in RESULTS.md ("fast preset").
+    # Candidate to replace it once measured at full scale on a quiet machine (BENCHMARKS.md, "Time
+    # to accuracy"): the same with epochs 8, ema_decay 0.999 and eval_tta "flip", the recipe
+    # `r20-9min` of benchmarks/time_to_accuracy.py, aimed at 85% on cifar10-jpeg in 9 minutes.
     "fast": {
         "epochs": 15,
         "batch_size": 64,

@@ -51,18 +51,28 @@ def model_from_checkpoint(
 
     Returns:
         (model, checkpoint dict); ``ckpt["data"]`` holds the classes, image size and
-        normalisation that inputs need.
+        normalisation that inputs need. A run with a weight EMA gives the EMA's weights, the
+        ones its evaluations measured.
     """
     ckpt = load_checkpoint(path, map_location=map_location)
     m = ckpt["model"]
+    weights = evaluated_weights(ckpt)
     # Fit the weights to a model on the meta device first: it allocates nothing, so a damaged
     # checkpoint that declares billions of classes fails here instead of exhausting memory.
     with torch.device("meta"):
         skeleton = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
-    _check_fit(skeleton, ckpt["state"]["model"], str(path))
+    _check_fit(skeleton, weights, str(path))
     model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
-    load_state(model, ckpt["state"]["model"], str(path))
+    load_state(model, weights, str(path))
     return model.to(map_location).eval(), ckpt
+
+
+def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state dict a checkpoint's evaluations measured: the weight EMA's if it has one."""
+    ema = ckpt["state"].get("ema")
+    if isinstance(ema, dict) and isinstance(ema.get("module"), dict):
+        return ema["module"]
+    return ckpt["state"]["model"]
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
