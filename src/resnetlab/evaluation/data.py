@@ -21,7 +21,7 @@ from resnetlab.data import (
     make_loader,
     train_val_split,
 )
-from resnetlab.data.registry import TEST_FRACTION
+from resnetlab.data.split import TEST_FRACTION
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.train.run import VAL_SPLIT_SEED
 
