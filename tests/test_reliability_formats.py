@@ -113,3 +113,38 @@ def test_a_valid_checkpoint_still_loads_without_a_warning(files):
     folder, _ = files
     code, err = cli_in_process(["predict", str(folder / "valid.pt"), str(folder / "digit.png")])
     assert code == 0 and err == "", err
+
+
+# A FIFO where a command reads a file would block its read until some other process writes:
+# every reader of a config, checkpoint or weight file refuses it from stat, before opening.
+FIFO_READERS = {
+    "train --config": lambda fifo, tmp: ["train", "--config", str(fifo), "--out", str(tmp / "o")],
+    "train --weights": lambda fifo, tmp: [
+        "train",
+        *TRAIN_FAST,
+        "--iterations",
+        "1",
+        "--weights",
+        str(fifo),
+        "--out",
+        str(tmp / "o"),
+    ],
+    "predict": lambda fifo, tmp: ["predict", str(fifo), str(tmp / "x.png")],
+    "eval": lambda fifo, tmp: ["eval", str(fifo), "--out", str(tmp / "eval")],
+    "export": lambda fifo, tmp: ["export", str(fifo), "--format", "onnx", "--out", str(tmp / "m")],
+}
+FIFO_CASES = len(FIFO_READERS)
+
+
+@pytest.mark.parametrize("reader", FIFO_READERS)
+def test_a_fifo_given_as_a_file_to_read_is_refused_without_blocking(tmp_path, reader):
+    import os
+
+    suffix = ".yaml" if reader == "train --config" else ".pt"
+    fifo = tmp_path / f"pipe{suffix}"
+    os.mkfifo(fifo)
+    code, err = cli_in_process(FIFO_READERS[reader](fifo, tmp_path), timeout=30)
+    line = one_error_line(err)
+    assert code == 2, err
+    assert f"{fifo}: not a regular file (a FIFO (named pipe))" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fifo.name]  # nothing written

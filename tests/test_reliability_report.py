@@ -56,7 +56,10 @@ EXPECTED = {
     "I12": data_folder.HOLDOUT_CASES + len(eval_cli.FLAT_RUN_SPLITS),
     "I13": data_folder.EXIF_CASES,
     "I14": data_folder.FORMAT_CASES,
-    "I15": bombs.SPECIAL_CASES + data_signs.SPECIAL_FILE_CASES + data_cifar.SPECIAL_FILE_CASES,
+    "I15": bombs.SPECIAL_CASES
+    + data_signs.SPECIAL_FILE_CASES
+    + data_cifar.SPECIAL_FILE_CASES
+    + formats.FIFO_CASES,
     "I16": data_registry.STD_CASES,
     "I17": data_cifar.MISSING_KEY_CASES,
     "I18": data_signs.TEST_ONLY_CASES,

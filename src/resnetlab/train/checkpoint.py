@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from resnetlab.atomic import atomic_link, atomic_write
+from resnetlab.data.files import file_problem
 from resnetlab.errors import CheckpointError
 from resnetlab.train.integrity import DIGEST_ALGORITHM, check_digest, tensor_digest
 
@@ -153,6 +154,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return inner
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if problem := file_problem(path, "checkpoint"):  # a FIFO or device would block the read
+        raise CheckpointError(problem)
     return path
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from resnetlab.data.files import file_problem
 from resnetlab.errors import ConfigError
 
 LENGTH_KEYS = ("epochs", "iterations")
@@ -26,6 +27,8 @@ MAX_YAML_VALUES = 100_000
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file; a missing, unreadable or malformed file raises."""
+    if problem := file_problem(path, "config file"):  # a FIFO would block the read
+        raise ConfigError(problem)
     try:
         data = load_yaml(Path(path).read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from resnetlab.atomic import atomic_write, write_bytes
+from resnetlab.data.files import file_problem
 from resnetlab.errors import CheckpointError
 from resnetlab.models import build_model
 from resnetlab.nn import ZeroPadShortcut
@@ -123,6 +124,8 @@ def load_weights(
     """
     path = Path(path)
     _check_suffix(path, READ_SUFFIXES)
+    if problem := file_problem(path, "weight file"):  # a FIFO would block the read
+        raise CheckpointError(problem)
     if not path.is_file():
         raise CheckpointError(f"{path}: weight file not found")
     source, state = _read_state(path)
