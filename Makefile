@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 # more than 3 minutes of 2 cores (RESULTS.md); with one, the report and the terminal say so.
 DEMO_SEEDS ?= 1
 
-.PHONY: demo test test-fast lint format clean
+.PHONY: demo test test-fast fuzz lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The fuzz tests with another seed than CI's fixed cases: make fuzz SEED=7 [SCALE=0.5]
+fuzz: $(STAMP)
+	RESNETLAB_FUZZ_SEED=$(SEED) RESNETLAB_FUZZ_SCALE=$(or $(SCALE),1) \
+		$(BIN)/python -m pytest -q -x tests/test_fuzz_*.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

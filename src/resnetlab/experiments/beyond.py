@@ -29,7 +29,7 @@ from resnetlab.analysis.plots_lesion import plot_single_deletions
 from resnetlab.analysis.plots_shattered import plot_lag1
 from resnetlab.analysis.records import read_json
 from resnetlab.analysis.shattered import ShatteredGradients
-from resnetlab.errors import DataError
+from resnetlab.errors import ConfigError, DataError
 from resnetlab.experiments import claims_beyond
 from resnetlab.experiments.claims import Claim
 
@@ -103,6 +103,8 @@ def read_folders(folders: Iterable[str | Path]) -> tuple[list[Found], list[Path]
     """The records in each folder's ``results.json``; the folders without one come second."""
     found, missing = [], []
     for folder in map(Path, folders):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--beyond {folder}: not a folder (give a results.json's folder)")
         path = folder / "results.json"
         if not path.is_file():
             missing.append(folder)

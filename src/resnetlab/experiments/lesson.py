@@ -38,6 +38,7 @@ from resnetlab.data import load_dataset, make_loader
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import beyond as beyond_part
 from resnetlab.experiments import degradation, identity, lesson_sections
+from resnetlab.experiments.lesson_facts import Facts
 from resnetlab.experiments.results import environment
 from resnetlab.experiments.runner import Recipe, RunSpec, cifar_depths, config_for
 from resnetlab.models import build_model
@@ -108,6 +109,8 @@ def run(
     if len(depths) < 2:
         raise ConfigError("the lesson compares depths: give --depths at least two (20 56)")
     identity.check_depths(shallow, deep)
+    ident_recipe = identity_recipe(recipe, identity_iterations)  # refused before any training
+    found, missing = beyond_part.read_folders(beyond)
     part = degradation.run(
         depths, seeds, recipe, out / "degradation", jobs=jobs, log=log, command=command
     )
@@ -115,7 +118,7 @@ def run(
         shallow,
         deep,
         seeds,
-        identity_recipe(recipe, identity_iterations),
+        ident_recipe,
         out / "identity",
         jobs=jobs,
         log=log,
@@ -124,9 +127,8 @@ def run(
     cfg = config_for(part["recipe"], part["runs"][0])
     profiles, signal_figure, counts, train_images = measure_signal(cfg, depths, out)
     deepened = deepened_check(out / "degradation", part["runs"], depths, cfg)
-    found, missing = beyond_part.read_folders(beyond)
     env = environment()
-    facts = lesson_sections.Facts(
+    facts = Facts(
         depths=list(depths),
         cfg=cfg,
         degradation=part,

@@ -7,8 +7,6 @@ changes its picture (``analysis.blockgraph``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
@@ -17,26 +15,18 @@ from resnetlab.analysis.blockgraph import BlockGraph, block_graph
 from resnetlab.analysis.plots_blocks import plot_blocks
 from resnetlab.experiments import claims
 from resnetlab.experiments.claims import Claim
+from resnetlab.experiments.lesson_facts import Facts, shown
 from resnetlab.experiments.results import TABLE_HEADER, seeds_phrase, table_rows
 from resnetlab.experiments.shortcuts import PAPER_TABLE3
 from resnetlab.models import build_model
 from resnetlab.nn.shortcuts import SHORTCUT_OPTIONS
 from resnetlab.train.weights import model_from_checkpoint
 
-if TYPE_CHECKING:
-    from resnetlab.experiments.lesson_sections import Facts
-
 OPTIONS = {
     "A": ("zero-padding: subsample, append zero channels (no parameters)", "identity"),
     "B": ("projection: a strided 1x1 conv and a BN", "identity"),
     "C": ("projection: a strided 1x1 conv and a BN", "projection (1x1 conv and BN)"),
 }
-
-
-def shown(made: list[Claim], *new: Claim) -> str:
-    """Keep ``new`` in ``made`` and return their sentences as marked paragraphs."""
-    made.extend(new)
-    return "".join(report.claim(c.text, c.kind) for c in new)
 
 
 def block_section(facts: Facts, made: list[Claim], heading: str) -> str:

@@ -8,7 +8,6 @@ from the numbers, and is shown with ``report.claim``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,12 @@ import numpy as np
 
 import resnetlab
 from resnetlab.analysis import report
-from resnetlab.analysis.figures import FigureFiles
 from resnetlab.analysis.gradients import first_to_last_ratio
 from resnetlab.analysis.signal import SignalProfile
 from resnetlab.experiments import beyond, claims, lesson_blocks
 from resnetlab.experiments.claims import Claim
 from resnetlab.experiments.common import recipe_section
-from resnetlab.experiments.lesson_blocks import shown
+from resnetlab.experiments.lesson_facts import Facts, shown
 from resnetlab.experiments.results import TABLE_HEADER, seeds_phrase, table_rows
 
 HEADINGS = [
@@ -45,51 +43,6 @@ QUOTE_1 = (
     "There exists a solution by construction to the deeper model: the added layers are "
     "identity mapping, and the other layers are copied from the learned shallower model."
 )
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Everything the lesson measured, for its sections.
-
-    Attributes:
-        depths: the degradation part's depths, shallow first.
-        cfg: the resolved config of the degradation part's first run.
-        degradation: what ``degradation.run`` returned.
-        identity: what ``identity.run`` returned.
-        profiles: the signal at initialisation (``signal_study``).
-        signal_figure: its figure.
-        weights: each degradation model's weight count per parameter name.
-        train_images: the number of training images.
-        signal_images: the images of the batch the signal at initialisation is measured on.
-        deepened: ``lesson.deepened_check``.
-        beyond: ``beyond.read_folders``: (found, missing).
-        out: the lesson's folder.
-        command: the command that reproduces the lesson.
-        environment: the machine and versions.
-    """
-
-    depths: list[int]
-    cfg: Any
-    degradation: dict
-    identity: dict
-    profiles: list[SignalProfile]
-    signal_figure: FigureFiles
-    weights: dict[str, dict[str, int]]
-    train_images: int
-    signal_images: int
-    deepened: dict
-    beyond: tuple
-    out: Path
-    command: str
-    environment: dict
-
-    @property
-    def shallow(self) -> int:
-        return self.depths[0]
-
-    @property
-    def deep(self) -> int:
-        return self.depths[-1]
 
 
 def build(facts: Facts) -> tuple[list[str], list[Claim]]:
