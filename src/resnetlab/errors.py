@@ -38,4 +38,3 @@ def check_choice(name: str, value: object, allowed: list | tuple) -> None:
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
-
