@@ -27,6 +27,16 @@ ANALYSES = {
         "digits",
         "shattered gradients at initialisation (Balduzzi et al. 2017): autocorrelation by depth",
     ),
+    "lesion": (
+        "resnetlab.experiments.lesion",
+        "digits",
+        "delete and swap blocks of trained nets, and the path view (Veit et al. 2016)",
+    ),
+    "landscape": (
+        "resnetlab.experiments.landscape",
+        "digits",
+        "loss surfaces around trained weights on filter-normalised directions (Li et al. 2018)",
+    ),
 }
 AT_INIT = ("signal", "shattered")
 TRAINING_ONLY = ("iterations", "epochs", "lr", "preset", "device")  # refused at initialisation
