@@ -196,5 +196,6 @@ def test_sentences_flip_with_the_numbers():
     assert "from paths longer than the typical path" in short_paths(_m(glen=[20.0])).text
     level = short_paths(_m(glen=[10.0, 17.0]))  # mean 13.5 +- 4.9 against 13.5
     assert "about as long (within the seeds' spread)" in level.text
-    assert "one path shrinks with its length" in path_decay(_m(short=[1.0], long=[0.01])).text
+    decay = path_decay(_m(short=[1.0], long=[0.00712]))
+    assert "one path shrinks with its length: 1 for the shortest path, 0.00712 for" in decay.text
     assert "one path grows with its length" in path_decay(_m(short=[0.01], long=[1.0])).text

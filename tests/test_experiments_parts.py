@@ -89,6 +89,7 @@ def test_spread_and_compare_follow_the_seeds_spread():
     wide = spread([0.3, 0.7])  # mean 0.5, std 0.283
     assert compare(wide, spread([0.4])) == 0 and compare(wide, spread([0.1])) == 1
     assert wide.text(2) == "0.50 ± 0.28" and one.text(1, 100, "%") == "50.0%"
+    assert spread([0.00712, 0.00713]).text(3, style="g") == "0.00712 ± 7.07e-06"
     assert Spread(()).to_dict()["mean"] is None
     assert choose(-1, "up", "down", "level") == "down" and capital("with BN") == "With BN"
     record = Finding("text", {"a": float("nan"), "n": 3}, "kind").to_dict()

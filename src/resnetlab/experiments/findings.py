@@ -45,11 +45,13 @@ class Spread:
             "values": [_num(v) for v in self.values],
         }
 
-    def text(self, digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
+    def text(self, digits: int = 2, scale: float = 1.0, unit: str = "", style: str = "f") -> str:
         """``"0.85 ± 0.02"``, the spread left out for one seed; ``scale=100, unit="%"`` for
-        percentages."""
-        mean = f"{scale * self.mean:.{digits}f}{unit}"
-        return mean if len(self.values) < 2 else f"{mean} ± {scale * self.std:.{digits}f}{unit}"
+        percentages; ``style="g"`` for ``digits`` significant digits (``"0.00712"``)."""
+        mean = f"{scale * self.mean:.{digits}{style}}{unit}"
+        if len(self.values) < 2:
+            return mean
+        return f"{mean} ± {scale * self.std:.{digits}{style}}{unit}"
 
 
 def spread(values: Iterable[float]) -> Spread:

@@ -271,8 +271,8 @@ def path_decay(m: LesionModel) -> Finding:
     word = choose(way, "grows", "shrinks", "does not clearly change")
     return Finding(
         f"In {m.label}, the gradient norm of one path {word} with its length: "
-        f"{m.path_norm_short.text(3)} for the shortest path, {m.path_norm_long.text(3)} for the "
-        "longest.",
+        f"{m.path_norm_short.text(3, style='g')} for the shortest path, "
+        f"{m.path_norm_long.text(3, style='g')} for the longest.",
         {"shortest": m.path_norm_short.mean, "longest": m.path_norm_long.mean, "direction": way},
         f"path_decay:{m.label}",
     )
