@@ -142,6 +142,13 @@ def test_bad_runs_and_settings_are_one_clear_error(toy, capsys, tmp_path):
         == 2
     )
     assert "checkpoint not found" in capsys.readouterr().err
+    given = ["experiment", "lesion", "--runs", str(out / "plain8-seed0"), "--out", str(tmp_path)]
+    for extra, flag in ((["--iterations", "5"], "--iterations"), (["--set", "seed=1"], "--set")):
+        assert main([*given, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag}: --runs gives trained nets, each measured on its own data" in err
+    assert main([*given, "--depths", "9"]) == 2  # checked even where --runs makes it unused
+    assert "6n+2" in capsys.readouterr().err
     assert main(["experiment", "lesion", "--draws", "0", "--out", str(tmp_path)]) == 2
     assert "--draws must be at least 1; got 0" in capsys.readouterr().err
     assert tuple(DEPTHS["lesion"]) == lesion.DEFAULT_DEPTHS

@@ -13,7 +13,8 @@ import argparse
 from typing import Any
 
 from resnetlab.errors import ConfigError
-from resnetlab.experiments.runner import Recipe
+from resnetlab.experiments.runner import Recipe, cifar_depths
+from resnetlab.train.checkpoint import resolve_checkpoint
 
 # name -> (module, default dataset, one line of help)
 ANALYSES = {
@@ -39,7 +40,9 @@ ANALYSES = {
     ),
 }
 AT_INIT = ("signal", "shattered")
-TRAINING_ONLY = ("iterations", "epochs", "lr", "preset", "device")  # refused at initialisation
+# Options of training alone: refused where nothing trains (at initialisation, or with --runs).
+TRAINING_ONLY = ("iterations", "epochs", "lr", "preset", "device")
+TRAINED_DATA = ("batch_size", "image_size", "data_dir", "sets")  # --runs: each net's own data
 SHOWN = ("norms", "runs")  # in the recorded command even at their defaults
 
 
@@ -115,21 +118,26 @@ def run_analysis(
     """Run the analysis ``args.experiment`` (its module given) with the parsed options."""
     name = args.experiment
     if name in AT_INIT:
-        for dest in TRAINING_ONLY:
-            if getattr(args, dest, None) is not None:
-                flag = "--" + dest.replace("_", "-")
-                raise ConfigError(
-                    f"{flag}: {name} trains nothing (it measures nets at initialisation)"
-                )
+        _refuse_unused(args, f"{name} trains nothing (it measures nets at initialisation)")
         extra = {"points": args.points} if name == "shattered" else {}
         module.run(args.depths, args.norms, seeds, recipe, args.out, **extra, **common)
-    elif name == "lesion":
+        return
+    if args.runs:
+        for run in args.runs:  # a missing or empty run folder is the first thing to name
+            resolve_checkpoint(run)
+        _refuse_unused(args, "--runs gives trained nets, each measured on its own data")
+    cifar_depths(args.depths)  # checked with --runs too: a wrong value is never passed over
+    if name == "lesion":
         settings = module.LesionSettings(**{k: getattr(args, k) for k in LESION})
-        module.run(
-            args.depths, seeds, recipe, args.out, runs=args.runs, settings=settings, **common
-        )
     else:
         settings = module.LandscapeSettings(**{k: getattr(args, k) for k in LANDSCAPE})
-        module.run(
-            args.depths, seeds, recipe, args.out, runs=args.runs, settings=settings, **common
-        )
+    module.run(args.depths, seeds, recipe, args.out, runs=args.runs, settings=settings, **common)
+
+
+def _refuse_unused(args: argparse.Namespace, why: str) -> None:
+    """Raise ``ConfigError`` for the first option given that would have no effect."""
+    unused = TRAINING_ONLY + (TRAINED_DATA if getattr(args, "runs", None) else ())
+    for dest in unused:
+        if getattr(args, dest, None) not in (None, []):
+            flag = "--" + {"sets": "set"}.get(dest, dest).replace("_", "-")
+            raise ConfigError(f"{flag}: {why}")
