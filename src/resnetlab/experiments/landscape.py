@@ -35,6 +35,7 @@ from resnetlab.analysis.plots_landscape import (
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import degradation
 from resnetlab.experiments.batches import DRAW_SEED, checkpoint_batches
+from resnetlab.experiments.findings import Finding
 from resnetlab.experiments.landscape_summary import (
     HEADER,
     LandscapeModel,
@@ -58,7 +59,11 @@ SPAN = 1.0  # coordinates from -SPAN to SPAN (Li et al.'s [-1, 1])
 SUBSET = 1024  # training images every point is evaluated on (Li et al. use the whole set)
 EVAL_BATCH = 256  # images per forward pass (memory only)
 DIRECTION_SEED = 0  # seed of the random directions (the same for every net)
-PAPER = "Li et al. 2018 (arXiv:1712.09913)"
+PAPER = "Li et al. 2018, arXiv:1712.09913"
+CITATION = (
+    'Li, Xu, Taylor, Studer, Goldstein 2018, "Visualizing the Loss Landscape of Neural Nets", '
+    "arXiv:1712.09913"
+)
 
 
 def defaults(data: str) -> tuple[str | None, dict]:
@@ -97,7 +102,7 @@ class LandscapeOutcome:
     """What ``run`` measured and wrote (``sections`` turns it into the report's HTML)."""
 
     models: list[LandscapeModel]
-    findings: list
+    findings: list[Finding]
     figures: dict[str, FigureFiles]
     settings: dict
     files: dict[str, Path]
@@ -155,6 +160,7 @@ def sections(outcome: LandscapeOutcome) -> list[str]:
     s, figs = outcome.settings, outcome.figures
     grid = f"{s['grid']} x {s['grid']}" if s["dims"] == 2 else f"{s['grid']}"
     parts = [
+        report.paragraph(f"After {CITATION}."),
         report.paragraph(
             f"Training loss around the trained weights along {s['dims']} filter-normalised "
             f"random direction(s) (seed {DIRECTION_SEED}), on a grid of {grid} points from "

@@ -37,6 +37,7 @@ from resnetlab.analysis.plots_lesion import (
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import degradation
 from resnetlab.experiments.batches import DRAW_SEED, checkpoint_batches
+from resnetlab.experiments.findings import Finding
 from resnetlab.experiments.lesion_summary import LesionModel, findings, summarise
 from resnetlab.experiments.nets import Net, TrainedNets, analysis_threads, get_nets, load_net
 from resnetlab.experiments.outputs import (
@@ -56,7 +57,11 @@ PATH_SAMPLES = 8  # sampled paths per length (every path where there are fewer)
 PATH_IMAGES = 64  # training images in the path view's batch
 EVAL_BATCH = 250  # images per forward pass (memory only)
 LESION_SEED = 0  # seed of the random deletions, swaps and sampled paths: the same for every net
-PAPER = "Veit et al. 2016 (arXiv:1605.06431)"
+PAPER = "Veit et al. 2016, arXiv:1605.06431"
+CITATION = (
+    'Veit, Wilber, Belongie 2016, "Residual Networks Behave Like Ensembles of Relatively '
+    'Shallow Networks", arXiv:1605.06431'
+)
 
 
 def defaults(data: str) -> tuple[str | None, dict]:
@@ -84,7 +89,7 @@ class LesionOutcome:
     """What ``run`` measured and wrote (``sections`` turns it into the report's HTML)."""
 
     models: list[LesionModel]
-    findings: list
+    findings: list[Finding]
     figures: dict[str, FigureFiles]
     settings: dict
     files: dict[str, Path]
@@ -201,6 +206,7 @@ def sections(outcome: LesionOutcome) -> list[str]:
     """The report's section of the lesion experiment: findings, figures and tables."""
     s, figs = outcome.settings, outcome.figures
     parts = [
+        report.paragraph(f"After {CITATION}."),
         report.paragraph(
             f"Blocks deleted or swapped at test time in trained nets; test error on "
             f"{s['test_images']} images of each net's test split (at most; drawn with seed "

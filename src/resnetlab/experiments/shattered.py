@@ -46,7 +46,11 @@ from resnetlab.experiments.signal import defaults as signal_defaults
 TITLE = "Shattered gradients at initialisation: plain nets vs ResNets"
 DEFAULT_DEPTHS = (8, 20, 56, 110)
 DEFAULT_NORMS = ("bn",)
-PAPER = 'Balduzzi et al. 2017 ("The Shattered Gradients Problem", arXiv:1702.08591)'
+PAPER = "Balduzzi et al. 2017, arXiv:1702.08591"
+CITATION = (
+    'Balduzzi et al. 2017, "The Shattered Gradients Problem: If resnets are the answer, then '
+    'what is the question?", arXiv:1702.08591'
+)
 
 
 def defaults(data: str) -> tuple[str | None, dict]:
@@ -238,6 +242,7 @@ def sections(outcome: ShatteredOutcome) -> list[str]:
     return [
         report.section(
             f"Shattered gradients ({PAPER})",
+            report.paragraph(f"After {CITATION}."),
             report.paragraph(
                 f"At initialisation (seeds {', '.join(map(str, s['seeds']))}), the gradient of "
                 f"the sum of the logits with respect to the input at {s['points']} points on the "

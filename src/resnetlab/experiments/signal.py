@@ -45,9 +45,8 @@ from resnetlab.experiments.outputs import (
 from resnetlab.experiments.parts import run_parts
 from resnetlab.experiments.runner import Recipe, cifar_depths
 from resnetlab.experiments.signal_summary import (
+    CITATION,
     FACTOR,
-    PAPER,
-    THEORY,
     SignalModel,
     findings,
     model_name,
@@ -124,7 +123,8 @@ def sections(outcome: SignalOutcome) -> list[str]:
     s = outcome.settings
     return [
         report.section(
-            f"Signals at initialisation ({PAPER}; {THEORY})",
+            "Signals at initialisation (He et al. 2015 §4.1; He et al. 2015b)",
+            report.paragraph(f"After {CITATION}."),
             report.paragraph(
                 f"Plain nets and ResNets of depth {', '.join(map(str, s['depths']))}, "
                 f"{' and '.join(NORM_WORDS[n] for n in s['norms'])}, at initialisation (seeds "

@@ -22,6 +22,11 @@ FACTOR = 10.0  # a signal that changes by more than this across a net grows or s
 THEORY_TOLERANCE = 0.2  # a measured/predicted second moment within 1 +- this "matches" 2015b
 PAPER = "He et al. 2015 (arXiv:1512.03385, §4.1)"
 THEORY = "He et al. 2015b (arXiv:1502.01852)"
+CITATION = (
+    'He, Zhang, Ren, Sun 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385, '
+    '§4.1, and He, Zhang, Ren, Sun 2015b, "Delving Deep into Rectifiers: Surpassing Human-Level '
+    'Performance on ImageNet Classification", arXiv:1502.01852, §2.2'
+)
 EXPLOSION = 'Yang et al. 2019 ("A Mean Field Theory of Batch Normalization", arXiv:1902.08129)'
 
 
