@@ -43,7 +43,7 @@ AT_INIT = ("signal", "shattered")
 # Options of training alone: refused where nothing trains (at initialisation, or with --runs).
 TRAINING_ONLY = ("iterations", "epochs", "lr", "preset", "device")
 TRAINED_DATA = ("batch_size", "image_size", "data_dir", "sets")  # --runs: each net's own data
-SHOWN = ("norms", "runs")  # in the recorded command even at their defaults
+SHOWN = ("norms",)  # in the recorded command even at its default
 
 
 # The defaults of each experiment's module, written out so that building the parser imports none

@@ -135,8 +135,8 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest, None)
         if not action.option_strings or action.dest == "help":
             continue
-        if value == action.default and action.dest not in ALWAYS_SHOWN:
-            continue
+        if value is None or (value == action.default and action.dest not in ALWAYS_SHOWN):
+            continue  # None: an option not given and without a value ("--runs None" is no command)
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             words.append(flag)
