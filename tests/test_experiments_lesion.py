@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiment_support import findings_agree_with_files, lines_ending, run_cli
+from experiment_support import findings_agree_with_files, kill_when, lines_ending, run_cli
 from resnetlab.analysis.lesion import lesioned
 from resnetlab.analysis.netinfo import residual_blocks
 from resnetlab.analysis.records import read_json
@@ -206,3 +206,21 @@ def test_sentences_flip_with_the_numbers():
     decay = path_decay(_m(short=[1.0], long=[0.00712]))
     assert "one path shrinks with its length: 1 for the shortest path, 0.00712 for" in decay.text
     assert "one path grows with its length" in path_decay(_m(short=[0.01], long=[1.0])).text
+
+
+@pytest.mark.slow
+def test_a_killed_experiment_resumes_without_measuring_a_finished_net_again(toy, tmp_path):
+    out, _, _ = toy
+    runs = [str(out / net) for net in NETS]
+    argv = ["experiment", "lesion", "--runs", *runs, *MEASURE, "--out", str(tmp_path)]
+    kept = tmp_path / "lesion"
+    kill_when(argv, lambda: kept.is_dir() and any(kept.glob("*.json")))
+    finished = sorted(p.stem for p in kept.glob("*.json"))
+    assert 1 <= len(finished) < 4, finished  # killed between its nets
+    text = run_cli(argv)
+    read_back = sorted(line.split(":")[0] for line in lines_ending(text, "read back"))
+    assert read_back == finished
+    assert len(lines_ending(text, "lesions: computing")) == 4 - len(finished)
+    trained = {m["model"]: m for m in read_json(out / "results.json")["models"]}
+    for m in read_json(tmp_path / "results.json")["models"]:
+        assert m == trained[m["model"]]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiment_support import findings_agree_with_files, lines_ending, run_cli
+from experiment_support import findings_agree_with_files, kill_when, lines_ending, run_cli
 from resnetlab.analysis.records import read_json
 from resnetlab.cli import main
 from resnetlab.cli.analyses import DEPTHS, NORMS, POINTS
@@ -144,3 +144,23 @@ def test_sentences_flip_or_level_with_the_numbers():
     assert np.isclose(less.numbers["resnet_drop"], 0.85)
     one_depth = findings([_m(8, False, [0.5]), _m(8, True, [0.6])])
     assert [f.kind for f in one_depth] == ["pair:8:bn"]  # no trend from a single depth
+
+
+@pytest.mark.slow
+def test_a_killed_experiment_resumes_without_recomputing_finished_parts(tmp_path):
+    argv = ["experiment", "shattered", "--depths", "8", "14", "20", "26", "32", "38"]
+    argv += ["--points", "16", "--batch-size", "16", "--out", str(tmp_path)]
+    parts = tmp_path / "parts"
+    kill_when(argv, lambda: parts.is_dir() and any(parts.glob("*.json")))
+    finished = sorted(p.stem for p in parts.glob("*.json"))
+    assert 1 <= len(finished) < 6, finished  # killed between its parts
+    for part in parts.glob("*.json"):  # written atomically: every kept file is whole
+        assert read_json(part)["record"]
+    text = run_cli(argv)
+    read_back = sorted(line.split(":")[0] for line in lines_ending(text, "read back"))
+    assert read_back == finished
+    assert len(lines_ending(text, ": computing")) == 6 - len(finished)
+    resumed = read_json(tmp_path / "results.json")["models"]
+    straight = tmp_path / "straight"
+    run_cli([*argv[:-1], str(straight)])
+    assert read_json(straight / "results.json")["models"] == resumed
