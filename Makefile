@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-fast lint format clean
+.PHONY: demo test test-fast fuzz lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The fuzz tests with another seed than CI's fixed cases: make fuzz SEED=7 [SCALE=0.5]
+fuzz: $(STAMP)
+	RESNETLAB_FUZZ_SEED=$(SEED) RESNETLAB_FUZZ_SCALE=$(or $(SCALE),1) \
+		$(BIN)/python -m pytest -q -x tests/test_fuzz_*.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,6 +16,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# Every test runs with deterministic algorithms (below); on a GPU cuBLAS is deterministic only
+# with a fixed workspace, which must be set before its first handle is made.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def real_data_root() -> Path:

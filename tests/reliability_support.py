@@ -3,12 +3,18 @@
 
 - ``FUZZ`` / ``fuzz(n)``: one hypothesis profile for every reader: derandomized (CI sees the same
   cases on every run), no example database, no deadline (the hang guard below is a hard one).
+  ``RESNETLAB_FUZZ_SEED=N`` (``make fuzz SEED=N``) draws another slice of cases, seeded by N;
+  ``RESNETLAB_FUZZ_SCALE=F`` runs F times the cases (fewer on a busy machine).
 - ``mutations(valid)``: bytes made from a valid file by bit flips, truncation, inserted,
   overwritten, deleted or duplicated ranges, or random bytes of the same length scale.
 - ``hang_guard(seconds)``: raise ``Hang`` when the body runs longer (SIGALRM; main thread only).
 - ``read_cleanly(read, *args)``: a reader's result or a ``UserError``; anything else fails.
 - ``peak_rss_mb()`` / ``current_rss_mb()``: this process's peak and current memory, in MiB.
-- ``run_cli(...)``: ``python -m resnetlab ...`` in a subprocess with a hard timeout.
+- ``run_cli(...)``: ``python -m resnetlab ...`` in a subprocess with a hard timeout;
+  ``cli_in_process(argv)``: ``resnetlab.cli.main`` in this process, its stderr and warnings.
+- ``snapshot(folder)``: every file (its bytes), folder and link under a folder, to compare
+  before and after a command that must change nothing.
+- ``make_run(folder)``: a real run folder (2 steps of ResNet-8 on 8x8 digits), in process.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +40,15 @@ FUZZ_RANDOM = 60
 CASE_SECONDS = 10  # a single input taking longer than this to read counts as a hang
 RSS_BOUND_MB = 300  # peak-memory growth allowed over a whole fuzz run
 
+# Unset, every fuzz test draws the fixed cases CI runs (hypothesis derives each test's seed from
+# its code); set, every fuzz test draws the cases of this seed instead.
+FUZZ_SEED = (
+    int(os.environ["RESNETLAB_FUZZ_SEED"]) if os.environ.get("RESNETLAB_FUZZ_SEED") else None
+)
+FUZZ_SCALE = float(os.environ.get("RESNETLAB_FUZZ_SCALE") or 1)  # cases run per case counted
+
 FUZZ = settings(
-    derandomize=True,
+    derandomize=FUZZ_SEED is None,
     database=None,
     deadline=None,
     max_examples=FUZZ_MUTATED,
@@ -44,9 +57,16 @@ FUZZ = settings(
 )
 
 
-def fuzz(max_examples: int) -> settings:
-    """The ``FUZZ`` profile with another number of cases."""
-    return settings(FUZZ, max_examples=max_examples)
+def fuzz(max_examples: int) -> Callable:
+    """A decorator for a ``@given`` test: the ``FUZZ`` profile with ``max_examples`` cases
+    (times ``FUZZ_SCALE``), seeded by ``FUZZ_SEED`` when it is set."""
+    profile = settings(FUZZ, max_examples=max(1, round(max_examples * FUZZ_SCALE)))
+
+    def apply(test: Callable) -> Callable:
+        test = profile(test)
+        return test if FUZZ_SEED is None else seed(FUZZ_SEED)(test)
+
+    return apply
 
 
 class Hang(AssertionError):
@@ -190,6 +210,76 @@ def run_cli(
         cwd=cwd or REPO,
         check=False,
     )
+
+
+def cli_in_process(argv: Sequence[str], timeout: float = 120) -> tuple[int, str]:
+    """``resnetlab ARGV`` in this process: (exit code, stderr), every warning raised counted as
+    a line of stderr (pytest would otherwise swallow them); argparse's exits included."""
+    code, _, err = cli_capture(argv, timeout)
+    return code, err
+
+
+def cli_capture(argv: Sequence[str], timeout: float = 120) -> tuple[int, str, str]:
+    """``cli_in_process`` with stdout too: (exit code, stdout, stderr and warnings)."""
+    import io
+    import warnings
+
+    from resnetlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(out),
+        hang_guard(timeout),
+    ):
+        warnings.simplefilter("always")  # every one, then Python's defaults for what is hidden
+        for hidden in (
+            DeprecationWarning,
+            PendingDeprecationWarning,
+            ImportWarning,
+            ResourceWarning,
+        ):
+            warnings.simplefilter("ignore", hidden)
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+    lines = [f"warning: {w.category.__name__}: {w.message}" for w in caught]
+    return code, out.getvalue(), err.getvalue() + "".join(f"{line}\n" for line in lines)
+
+
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every entry under ``folder`` (links not followed): a file's bytes, ``"dir"``, or
+    ``("link", target)``, by relative path."""
+    entries: dict[str, object] = {}
+    for parent, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            path = Path(parent) / name
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                entries[key] = ("link", os.readlink(path))
+            elif path.is_dir():
+                entries[key] = "dir"
+            else:
+                entries[key] = path.read_bytes()
+    return entries
+
+
+def changes(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """What differs between two snapshots: paths added, removed or changed."""
+    added = [f"added {k}" for k in after if k not in before]
+    removed = [f"removed {k}" for k in before if k not in after]
+    changed = [f"changed {k}" for k in before if k in after and before[k] != after[k]]
+    return added + removed + changed
+
+
+def make_run(folder: Path, iterations: int = 2) -> Path:
+    """A real run folder: ``resnetlab train`` for ``iterations`` steps of ``TRAIN_FAST``."""
+    code, err = cli_in_process(["train", *TRAIN_FAST, "--iterations", str(iterations),
+                                "--out", str(folder)])  # fmt: skip
+    assert code == 0, err
+    return folder
 
 
 def one_error_line(stderr: str) -> str:

@@ -1,29 +1,10 @@
 """The scripts in benchmarks/ run in their --quick modes and print consistent Markdown reports."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (the folder is scripts, not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def table_rows(markdown: str) -> list[list[str]]:
-    """The body rows of the Markdown table(s), as lists of cells."""
-    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
-    return [[c.strip() for c in row] for row in rows[1:]]  # without the header
+from bench_support import load_benchmark, table_rows
 
 
 def test_bench_train_script_quick(capsys, tmp_path):
@@ -99,3 +80,67 @@ def test_time_to_accuracy_quick_trains_and_prints_the_curve(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "preset `fast`" in out and "| 1 |" in out
     assert "90% not reached" in out or "90% test accuracy reached" in out
+
+
+def test_time_to_accuracy_medians_and_time_to_target_over_seeds():
+    tta = load_benchmark("time_to_accuracy")
+    points = [((1.0, 0.5), (2.0, 0.8)), ((1.5, 0.6), (2.5, 0.7)), ((3.0, 0.4), (4.0, 0.9))]
+    curves = [
+        [{"epoch": e + 1, "wall_min": w, "test_acc": a} for e, (w, a) in enumerate(seed)]
+        for seed in points
+    ]
+    med = tta.median_curve(curves)
+    assert [p["wall_min"] for p in med] == [1.5, 2.5]
+    assert [p["test_acc"] for p in med] == [0.5, 0.8]
+    assert (med[1]["acc_min"], med[1]["acc_max"]) == (0.7, 0.9)
+    assert [tta.time_to(c, 0.75) for c in curves] == [2.0, None, 4.0]
+
+
+def test_time_to_accuracy_ablation_turns_off_each_ingredient_the_recipe_uses():
+    tta = load_benchmark("time_to_accuracy")
+    args = tta.argparse.Namespace(ablation=True)
+    preset, sets = tta.RECIPES["r32-30min"]
+    out = tta.variants(args, [preset, *sets])
+    assert set(out) == {"recipe", "without ema_decay", "without eval_tta",
+                        "without model.overrides.drop_path_rate", "without data.cutmix_alpha",
+                        "without optim.label_smoothing"}  # fmt: skip
+    for name, v in out.items():
+        if name != "recipe":
+            cfg = tta.load_config(preset=v[0], sets=v[1:])
+            assert not tta._is_on(cfg, name.removeprefix("without "))
+    for preset, sets in tta.RECIPES.values():  # every recipe resolves
+        tta.load_config(preset=preset, sets=sets)
+
+
+def test_profile_step_sorts_ops_into_kinds():
+    profile_step = load_benchmark("profile_step")
+    kind = profile_step.kind_of
+    assert kind(["aten::conv2d", "aten::convolution"], "forward") == "convolution"
+    assert kind(["autograd::engine::evaluate_function: ConvolutionBackward0"], "backward") == (
+        "convolution"
+    )
+    assert kind(["autograd::engine::evaluate_function: NativeBatchNormBackward0"], "backward") == (
+        "batch norm"
+    )
+    assert kind(["aten::conv2d", "aten::to", "aten::_to_copy"], "forward") == (
+        "casts and layout copies"
+    )
+    assert kind(["autograd::engine::evaluate_function: AddBackward0"], "backward") == (
+        "elementwise and shortcuts"
+    )
+    assert kind(["aten::_foreach_add_"], "optimizer") == "optimizer"
+    assert kind([], "forward") == "host (Python, dispatch)"
+
+
+def test_profile_step_quick_accounts_for_the_whole_step(capsys, tmp_path):
+    profile_step = load_benchmark("profile_step")
+    out_json = tmp_path / "profile.json"
+    assert profile_step.main(["--quick", "--settings", "fp32-cl", "--json", str(out_json)]) == 0
+    setting = json.loads(out_json.read_text())["settings"]["fp32-cl"]
+    kinds = setting["by_kind"]
+    assert kinds["convolution"]["forward"] > 0 and kinds["convolution"]["backward"] > 0
+    assert kinds["optimizer"]["optimizer"] > 0 and setting["cpu_ms_per_step"] > 0
+    totals = ("**profiled total**", "process CPU time per step, unprofiled")
+    rows = [row for row in table_rows(capsys.readouterr().out) if row[0] not in totals]
+    shares = [float(row[2].rstrip("%")) for row in rows]
+    assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))

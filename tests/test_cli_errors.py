@@ -51,6 +51,8 @@ BASE = {
     "bench train": ["--quick", "--model", "resnet20"],
     "bench infer": ["--quick", "--model", "resnet20"],
     "bench peak": ["--quick"],
+    "embed": ["{ckpt}", "--out", "{out}/features.npy"],
+    "explain": ["{ckpt}", "{png}", "--out", "{out}/explain"],
     "experiment degradation": ["--depths", "8", "--data", "digits", "--iterations", "1",
                                "--image-size", "8", "--out", "{out}/exp"],
     "experiment cifar-table": ["--depths", "8", "--data", "digits", "--iterations", "1",
@@ -79,6 +81,9 @@ BAD_VALUES = {
     "model": ["no_such_model"],
     "data_dir": [MISSING, GARBAGE],  # with --data cifar10 (added below): digits needs no folder
     "weights": [MISSING, FOLDER, GARBAGE],
+    "freeze": ["head"],
+    "layer": ["no_such_layer"],
+    "class_": ["no_such_class", "10"],
     "config": [MISSING, FOLDER, GARBAGE],
     "set": ["no-equals-sign", "no.such.key=1", "epochs=many"],
     "sets": ["no-equals-sign", "no.such.key=1", "epochs=many"],
@@ -97,6 +102,8 @@ BAD_VALUES = {
     ("eval", "model"): ["resnet20"],  # the checkpoint holds cifar_resnet
     ("predict", "model"): ["resnet20"],
     ("export", "model"): ["resnet20"],
+    ("embed", "model"): ["resnet20"],
+    ("explain", "model"): ["resnet20"],
 }
 FREE_TEXT = {"pattern", "title"}  # any text is a valid value
 NUMBER_VALUES = {"int": ["-1"], "float": ["-1", "nan", "inf"]}
@@ -273,7 +280,17 @@ def test_commands_refuse_wrong_values_in_one_line(tmp_path, trained, command, de
 
 def test_the_base_invocations_are_valid(tmp_path, trained):
     """The wrong value is the only thing wrong in each runtime case: the base alone works."""
-    cheap = ["summary", "list", "train", "data list", "data info", "predict", "plot"]
+    cheap = [
+        "summary",
+        "list",
+        "train",
+        "data list",
+        "data info",
+        "predict",
+        "plot",
+        "embed",
+        "explain",
+    ]
     for command in cheap:
         argv = [_resolve(a, tmp_path, trained) for a in [*command.split(), *BASE[command]]]
         code, err = _run(argv)

@@ -83,7 +83,7 @@ def test_model_overrides_merge_key_by_key(tmp_path):
         ("schedule.milestones=[48000, 32000]", "schedule.milestones must be increasing positive"),
         (
             "preset=slow",
-            "preset must be one of 'cifar-paper', 'fast', 'imagenet-paper'; got 'slow'",
+            "preset must be one of 'cifar-paper', 'fast', 'finetune', 'imagenet-paper'; got 'slow'",
         ),
         ("model=resnet20", "--set model=resnet20: model must be a mapping"),
         ("lr", "--set expects KEY=VALUE (e.g. optim.lr=0.05); got 'lr'"),

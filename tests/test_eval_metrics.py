@@ -11,8 +11,9 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix, log_loss, recall_score
 
 from resnetlab.errors import ConfigError
-from resnetlab.evaluation.metrics import MetricAccumulator, crop_average_log_probs
+from resnetlab.evaluation.metrics import MetricAccumulator
 from resnetlab.evaluation.report import format_confusion, format_summary, write_outputs
+from resnetlab.nn.views import crop_average_log_probs
 
 
 def random_scores(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

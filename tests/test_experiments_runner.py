@@ -199,3 +199,13 @@ def test_unknown_experiment_is_an_argparse_error(capsys):
         main(["experiment", "nope"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "item", ["seed=5", "model.name=resnet20", "model.overrides.depth=20", "eval_train_at_end=false"]
+)
+def test_a_set_of_a_key_every_run_sets_is_refused(item):
+    """Each run sets its seed and model: a --set of them would be silently replaced."""
+    run = RunSpec("resnet8", 0, {"model.name": "cifar_resnet", "model.overrides": {"depth": 8}})
+    with pytest.raises(ConfigError, match=rf"--set {item.split('=')[0]}: every run of an"):
+        config_for(Recipe(sets=(item,)), run)

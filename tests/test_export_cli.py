@@ -25,14 +25,15 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def onnx_export(run):
-    """``resnetlab export RUN --format onnx``: (the file, what the command printed)."""
+    """``resnetlab export RUN --format onnx``: (the file, what the command printed). The run's
+    ``checkpoints/`` is the run's alone: the default is ``RUN/export/``."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["export", str(run), "--format", "onnx"]) == 0
-    return run / "checkpoints" / "last.onnx", out.getvalue()
+    return run / "export" / "last.onnx", out.getvalue()
 
 
-def test_onnx_goes_beside_the_checkpoint_with_its_constants(run, onnx_export):
+def test_onnx_goes_to_the_runs_export_folder_with_its_constants(run, onnx_export):
     path, printed = onnx_export
     sidecar = path.with_name("last.onnx.json")
     assert path.is_file() and sidecar.is_file()

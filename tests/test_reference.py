@@ -1,30 +1,14 @@
 """The benchmark references (benchmarks/reference_*.py) compute the same function as our models."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench_support import load_benchmark
 from resnetlab.data.augment import Normalize, crop_flip
 from resnetlab.models import create_model
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (the folder is scripts, not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # DataLoader workers find the Dataset class by module name
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
 
 reference_train = load_benchmark("reference_train")
 reference_infer = load_benchmark("reference_infer")

@@ -13,14 +13,18 @@ import test_data_registry as data_registry
 import test_data_signs as data_signs
 import test_eval_cli as eval_cli
 import test_fuzz_checkpoint as fuzz_ckpt
+import test_fuzz_cli as fuzz_cli
 import test_fuzz_config as fuzz_config
 import test_fuzz_data as fuzz_data
 import test_fuzz_images as fuzz_images
+import test_reliability_cleanup as cleanup
 import test_reliability_diskfull as diskfull
 import test_reliability_distributed as distributed
+import test_reliability_formats as formats
 import test_reliability_kill as kill
 import test_reliability_lock as lock
 import test_reliability_memory as memory
+import test_reliability_outputs as outputs
 import test_security_archives as archives
 import test_security_checkpoint as sec_ckpt
 import test_security_cifar as sec_cifar
@@ -52,10 +56,20 @@ EXPECTED = {
     "I12": data_folder.HOLDOUT_CASES + len(eval_cli.FLAT_RUN_SPLITS),
     "I13": data_folder.EXIF_CASES,
     "I14": data_folder.FORMAT_CASES,
-    "I15": bombs.SPECIAL_CASES + data_signs.SPECIAL_FILE_CASES + data_cifar.SPECIAL_FILE_CASES,
+    "I15": bombs.SPECIAL_CASES
+    + data_signs.SPECIAL_FILE_CASES
+    + data_cifar.SPECIAL_FILE_CASES
+    + formats.FIFO_CASES,
     "I16": data_registry.STD_CASES,
     "I17": data_cifar.MISSING_KEY_CASES,
     "I18": data_signs.TEST_ONLY_CASES,
+    "I19": outputs.CASES,
+    "I20": formats.CASES,
+    "I21": cleanup.CASES,
+    "I22": fuzz_cli.FUZZ_CLI_ARGV
+    + fuzz_cli.FUZZ_CLI_FILES
+    + fuzz_cli.FUZZ_CLI_ARGV_SLOW
+    + fuzz_cli.FUZZ_CLI_FILES_SLOW,
 }
 
 

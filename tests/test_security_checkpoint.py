@@ -112,7 +112,7 @@ def test_a_payload_checkpoint_is_refused_and_never_runs(tmp_path, kind, containe
     path = _write(tmp_path / "evil.pt", container, _payload(kind, marker))
     # A bare pickle stream stops at its first opcode that torch's safe unpickler does not know
     # (protocol 4/5 framing), before the payload's GLOBAL: refused as "not a torch file".
-    expected = "corrupt or not a torch file" if container == "pickle" else "refused: the file"
+    expected = "a plain pickle, not a torch file" if container == "pickle" else "refused: the file"
     with pytest.raises(CheckpointError, match=rf"evil\.pt: {expected}"):
         _load(loader, path)
     assert not marker.exists()

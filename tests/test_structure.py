@@ -105,3 +105,41 @@ def test_the_readme_layout_names_every_source_file():
     missing = [str(p.relative_to(SRC)) for p in sources()]
     missing = [name for name in missing if name not in named and not name.endswith("__init__.py")]
     assert missing == [], f"README's Layout does not name {missing}"
+
+
+def module_of(path: Path) -> str:
+    """``train.loop`` for ``train/loop.py``."""
+    return ".".join(path.relative_to(SRC).with_suffix("").parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The resnetlab modules (files, not packages' ``__init__``) a file imports, lazy ones too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            base = node.module.split(".")
+            candidates = [[*base, alias.name] for alias in node.names] + [base]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name.split(".") for alias in node.names]
+        else:
+            continue
+        for parts in candidates:
+            if parts[0] == "resnetlab" and (SRC.joinpath(*parts[1:]).with_suffix(".py")).is_file():
+                found.add(".".join(parts[1:]))
+    return found
+
+
+def test_no_import_cycle_between_files():
+    graph = {
+        module_of(path): imported_modules(path) - {module_of(path)}
+        for path in sources()
+        if path.name != "__init__.py"  # a package's front door re-exports its own files
+    }
+    cycle = find_cycle(graph)
+    assert cycle is None, "files import each other: " + " -> ".join(cycle)
+
+
+def test_the_file_graph_sees_a_lazy_import_of_a_file(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from resnetlab.data.folder import load_folder\n")
+    assert imported_modules(module) == {"data.folder"}

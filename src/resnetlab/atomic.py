@@ -4,6 +4,8 @@ The bytes go to a temporary file beside the target, are flushed and fsynced, the
 replaces the target in one ``os.replace``, and the folder is fsynced so that the rename survives
 a power cut. A reader (a resumed run, a second process) sees the old file or the whole new one,
 never half of one; a failed write leaves the old file as it was and no temporary file behind.
+No file is written into a run's ``checkpoints/`` folder except by the run's checkpoint writer
+(``resnetlab.outputs``).
 """
 
 from __future__ import annotations
@@ -15,22 +17,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from resnetlab.outputs import check_output
+
 # Temporary files are named ".<name>.tmp-<pid>-<random>": a run that holds its folder's lock
 # removes the ones a killed writer left (``train.runlock``).
 TEMP_MARK = ".tmp-"
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], object], *, run_checkpoint: bool = False
+) -> Path:
     """Write ``path`` so that readers see either the old file or the whole new one.
 
     Args:
         path: the file to write; its folder is created if missing.
         write: called with the open temporary file (binary mode).
+        run_checkpoint: the caller is a run writing its own checkpoint (``train.checkpoint``);
+            every other write into a run's ``checkpoints/`` is refused.
 
     Returns:
         The path written.
+
+    Raises:
+        ConfigError: ``path`` lies in a run's ``checkpoints/`` and this is not the run's write.
     """
     path = Path(path)
+    if not run_checkpoint:
+        check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
     try:
@@ -56,9 +69,12 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_link(src: str | Path, dst: str | Path) -> Path:
-    """Make ``dst`` a second name of the finished file ``src`` (a copy where links fail)."""
+def atomic_link(src: str | Path, dst: str | Path, *, run_checkpoint: bool = False) -> Path:
+    """Make ``dst`` a second name of the finished file ``src`` (a copy where links fail);
+    ``run_checkpoint`` as in ``atomic_write``."""
     src, dst = Path(src), Path(dst)
+    if not run_checkpoint:
+        check_output(dst)
 
     def link_or_copy(f: BinaryIO) -> None:
         with open(src, "rb") as source:
@@ -69,7 +85,7 @@ def atomic_link(src: str | Path, dst: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         os.link(src, tmp)
     except OSError:  # a file system without hard links
-        return atomic_write(dst, link_or_copy)
+        return atomic_write(dst, link_or_copy, run_checkpoint=True)  # checked above
     try:
         os.replace(tmp, dst)
     finally:

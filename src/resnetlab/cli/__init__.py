@@ -25,6 +25,7 @@ from resnetlab.errors import UserError
 
 # Sub-command modules, imported lazily so that `resnetlab --help` stays fast (+ `list`: summary).
 COMMANDS = ["summary", "train", "data", "eval", "predict", "export", "bench", "experiment", "plot"]
+COMMANDS += ["embed", "explain"]  # using a trained network: features, Grad-CAM
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import json
 
 from resnetlab.cli.options import add_recipe_arguments
 from resnetlab.errors import ConfigError
+from resnetlab.evaluation.loading import resolve_device
 from resnetlab.train.config import FLAGS
 
 
@@ -121,6 +122,7 @@ def run_infer(args: argparse.Namespace) -> int:
     _positive(batch_size=args.batch_size, iters=args.iters, image_size=args.image_size)
     _not_negative(warmup=args.warmup)
     variants = tuple(v.strip() for v in args.variants.split(",")) if args.variants else VARIANTS
+    resolve_device(args.device)  # cuda is a choice; it must be here too
     if args.quick:
         args.iters, args.warmup = 2, 1
     result = bench_infer(
@@ -141,6 +143,7 @@ def run_peak(args: argparse.Namespace) -> int:
     from resnetlab.bench.timing import peak_flops
 
     _positive(size=args.size)
+    resolve_device(args.device)
     size = 256 if args.quick else args.size
     result = peak_flops(args.device, size)
     if args.json:

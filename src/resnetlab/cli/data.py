@@ -13,6 +13,8 @@ from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.cifar import SPECS, locate
 from resnetlab.data.registry import SPLITS, TEST_FRACTION, get_entry, resolve_root
 from resnetlab.errors import ConfigError, MissingSplitError
+from resnetlab.outputs import check_output_dir
+from resnetlab.train.cleanup import FolderSnapshot
 
 # How each split of a folder without test/ or val/ is described (the format gets the fraction).
 HELD_OUT = {"train": ", the rest of the folder", "test": ", {:.0%} of each class held out"}
@@ -118,8 +120,14 @@ def _load_splits(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
 def run_download(args: argparse.Namespace) -> int:
     if args.data not in SPECS:
         raise ConfigError(f"--data {args.data}: only {', '.join(SPECS)} can be downloaded")
-    root = resolve_root(args.data, args.data_dir)
-    folder = locate(SPECS[args.data], root, download=True, verify=args.verify, url=args.url)
+    root = check_output_dir(resolve_root(args.data, args.data_dir), option="--data-dir")
+    before = FolderSnapshot.take(root)
+    try:
+        folder = locate(SPECS[args.data], root, download=True, verify=args.verify, url=args.url)
+    except BaseException:
+        if root.is_dir() and not any(root.iterdir()):  # made for nothing: no trace of it
+            before.undo()
+        raise
     print(f"{args.data}: ready in {folder}")
     return 0
 

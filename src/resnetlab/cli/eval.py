@@ -6,15 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-from resnetlab.cli.options import add_data_arguments
+from resnetlab.cli.options import add_data_arguments, data_folder
 from resnetlab.data import list_datasets
 from resnetlab.errors import ConfigError
 from resnetlab.evaluation.data import eval_loader, load_eval_split
-from resnetlab.evaluation.evaluate import evaluate_classifier
+from resnetlab.evaluation.evaluate import TTA, evaluate_classifier
 from resnetlab.evaluation.loading import load_trained, resolve_device
-from resnetlab.evaluation.report import format_confusion, format_summary, write_outputs
+from resnetlab.evaluation.report import (
+    format_confusion,
+    format_summary,
+    output_paths,
+    write_outputs,
+)
 
 SHOW_CONFUSION_MAX = 20  # print the confusion matrix on the terminal up to this many classes
+VIEWS = {1: "", 2: ", each image and its mirror", 10: ", 10 crops per image"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checkpoints/NAME.pt, else the checkpoint's folder).",
     )
     p.add_argument(
-        "checkpoint", help="a checkpoint file, or a run folder (its checkpoints/last.pt)"
+        "checkpoint",
+        help="a checkpoint file, a run folder (its checkpoints/last.pt), or a weight file "
+        "(.pt/.pth/.safetensors/.th/.h5) with --model and --data",
     )
     add_data_arguments(p)
     p.set_defaults(data=None)
@@ -39,13 +47,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="test (default), train, or the validation part held out of train by the run",
     )
     p.add_argument("--ten-crop", action="store_true", help="average 10 crops (folder data only)")
+    p.add_argument(
+        "--tta",
+        choices=TTA,
+        help="test-time augmentation: flip averages the softmax of each image and its mirror",
+    )
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="default 256")
     p.add_argument(
         "--workers", type=int, default=2, metavar="N", help="decoding processes (folder)"
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--out", metavar="DIR", help="folder for eval.json and the confusion matrix")
-    p.add_argument("--model", metavar="NAME", help="fail unless the checkpoint holds this model")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="fail unless the checkpoint holds this model; with a weight file, the model it holds",
+    )
     p.add_argument("--json", action="store_true", help="print eval.json's record")
     p.set_defaults(func=run_eval)
 
@@ -64,24 +81,40 @@ def positive_int(text: str) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise ConfigError(f"--workers must be at least 0; got {args.workers}")
+    if args.tta and args.ten_crop:
+        raise ConfigError("--tta flip and --ten-crop: the 10 crops hold their mirror images")
     device = resolve_device(args.device)
-    model, ckpt, path = load_trained(args.checkpoint, expect_model=args.model, device=device)
+    model, ckpt, path = load_trained(
+        args.checkpoint,
+        expect_model=args.model,
+        device=device,
+        data=args.data,
+        data_root=args.data_dir,
+        download=args.download,
+        verify=args.verify,
+        strict=args.strict,
+    )
+    data_name = args.data or ckpt["data"]["name"]
+    views = 10 if args.ten_crop else 2 if args.tta == "flip" else 1
+    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
+    output_paths(
+        out, [path], folders=[data_folder(data_name, args.data_dir or _own_root(ckpt, data_name))]
+    )
     ds = load_eval_split(
         ckpt["data"],
         ckpt["config"],
         args.split,
         name=args.data,
         root=args.data_dir,
+        source=str(path),
         download=args.download,
         verify=args.verify,
         strict=args.strict,
     )
-    data_name = args.data or ckpt["data"]["name"]
     loader = eval_loader(
         ds, batch_size=args.batch_size, device=device, ten_crop=args.ten_crop, workers=args.workers
     )
-    result = evaluate_classifier(model, loader)
-    views = 10 if args.ten_crop else 1
+    result = evaluate_classifier(model, loader, tta=args.tta)
     meta = {
         "checkpoint": str(path),
         "model": ckpt["model"]["name"],
@@ -89,8 +122,8 @@ def run_eval(args: argparse.Namespace) -> int:
         "data": data_name,
         "split": args.split,
         "views": views,
+        "tta": args.tta,
     }
-    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
     try:
         paths = write_outputs(result, out, meta)
     except OSError as err:
@@ -98,9 +131,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**meta, **result.to_dict()}))
         return 0
+    at = "" if meta["iteration"] is None else f", iteration {meta['iteration']}"
     header = {
-        "checkpoint": f"{path} ({meta['model']}, iteration {meta['iteration']})",
-        "data": f"{data_name} {args.split}" + (", 10 crops per image" if views == 10 else ""),
+        "checkpoint": f"{path} ({meta['model']}{at})",
+        "data": f"{data_name} {args.split}" + VIEWS[views],
     }
     print(format_summary(result, header), end="")
     if len(result.classes) <= SHOW_CONFUSION_MAX:
@@ -112,11 +146,18 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def default_out(checkpoint: Path, data: str, split: str, views: int) -> Path:
-    """``RUN/eval/NAME-DATA-SPLIT[-10crop]`` for ``RUN/checkpoints/NAME.pt``; else beside it."""
+    """``RUN/eval/NAME-DATA-SPLIT[-flip|-10crop]`` for ``RUN/checkpoints/NAME.pt``; else
+    beside it."""
     folder = checkpoint.parent
     run = folder.parent if folder.name == "checkpoints" else folder
-    suffix = "-10crop" if views == 10 else ""
+    suffix = {1: "", 2: "-flip", 10: "-10crop"}[views]
     return run / "eval" / f"{checkpoint.stem}-{data}-{split}{suffix}"
+
+
+def _own_root(ckpt: dict, data_name: str) -> str | None:
+    """The data folder of the checkpoint's run, where eval reads the run's own dataset."""
+    data = ckpt["config"].get("data") if data_name == ckpt["data"]["name"] else None
+    return data.get("root") if isinstance(data, dict) else None
 
 
 def _describe_default(parser: argparse.ArgumentParser, option: str, text: str) -> None:

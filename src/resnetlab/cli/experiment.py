@@ -16,6 +16,7 @@ from resnetlab.cli.analyses import ANALYSES, SHOWN, add_analysis_arguments, run_
 from resnetlab.cli.options import add_recipe_arguments, config_flags
 from resnetlab.errors import ConfigError
 from resnetlab.experiments.runner import Recipe
+from resnetlab.outputs import check_output, check_output_dir
 
 # name -> (module, default dataset, one line of help)
 EXPERIMENTS = {
@@ -151,6 +152,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any training
+    if getattr(args, "results_md", None) is not None:
+        check_output(args.results_md, option="--results-md")
     module = importlib.import_module(EXPERIMENTS[args.experiment][0])
     recipe = recipe_from_args(args, module.defaults(args.data))
     seeds = seeds_from_args(args)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from resnetlab.cli.options import add_weight_file_arguments, weight_file_kwargs
 from resnetlab.export.bundle import SUFFIXES, export_checkpoint, sidecar_path
 from resnetlab.export.check import DEFAULT_TOLERANCE, ExportMismatch
 
@@ -19,13 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write the preprocessing constants to <FILE>.json beside it.",
     )
     p.add_argument(
-        "checkpoint", help="a checkpoint file, or a run folder (its checkpoints/last.pt)"
+        "checkpoint",
+        help="a checkpoint file, a run folder (its checkpoints/last.pt), or a weight file "
+        "(.pt/.pth/.safetensors/.th/.h5) with --model and --data",
     )
     p.add_argument("--format", required=True, choices=list(SUFFIXES), help="the file format")
     p.add_argument(
         "--out",
         metavar="FILE",
-        help="the file to write (default: beside the checkpoint, NAME.onnx or NAME.torchscript.pt)",
+        help="the file to write, never the checkpoint nor into a run's checkpoints/ (default: "
+        "RUN/export/NAME.onnx or NAME.torchscript.pt for RUN/checkpoints/NAME.pt, else beside "
+        "the checkpoint)",
     )
     p.add_argument(
         "--tolerance",
@@ -34,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T",
         help=f"largest max abs difference of the logits accepted (default {DEFAULT_TOLERANCE:g})",
     )
-    p.add_argument("--model", metavar="NAME", help="fail unless the checkpoint holds this model")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="fail unless the checkpoint holds this model; with a weight file, the model it holds",
+    )
+    add_weight_file_arguments(p)
     p.add_argument("--json", action="store_true", help="print the record written beside the file")
     p.set_defaults(func=run_export)
 
@@ -58,6 +68,7 @@ def run_export(args: argparse.Namespace) -> int:
             args.out,
             tolerance=args.tolerance,
             expect_model=args.model,
+            **weight_file_kwargs(args),
         )
     except ExportMismatch as err:  # not the user's doing: exit code 1, still one line
         print(f"resnetlab: error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from resnetlab.data import list_datasets
+from resnetlab.data.registry import get_entry
 from resnetlab.train.config import FLAGS, PRECISIONS
 from resnetlab.train.presets import PRESETS
 
@@ -51,6 +52,24 @@ def add_data_arguments(
     )
 
 
+def add_weight_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--data-dir`` for a command that takes a checkpoint or a weight file: a
+    weight file holds no classes, image size or normalisation, so the dataset gives them."""
+    group = parser.add_argument_group("with a weight file instead of a checkpoint")
+    group.add_argument(
+        "--data",
+        choices=list_datasets(),
+        metavar="NAME",
+        help="the dataset the weights were trained for: its classes and image size",
+    )
+    group.add_argument("--data-dir", metavar="PATH", help="its folder (as for train)")
+
+
+def weight_file_kwargs(args: argparse.Namespace) -> dict:
+    """``load_trained`` keyword arguments from ``add_weight_file_arguments`` options."""
+    return {"data": args.data, "data_root": args.data_dir, "data_for_weights_only": True}
+
+
 def data_kwargs(args: argparse.Namespace) -> dict:
     """``load_dataset`` keyword arguments from parsed data options."""
     return {
@@ -59,6 +78,11 @@ def data_kwargs(args: argparse.Namespace) -> dict:
         "verify": args.verify,
         "strict": args.strict,
     }
+
+
+def data_folder(name: str, root: str | None) -> str | None:
+    """``root`` if dataset ``name`` reads files from it (``digits`` and ``synthetic`` do not)."""
+    return root if root is not None and get_entry(name).folder != "" else None
 
 
 def add_recipe_arguments(
@@ -101,7 +125,20 @@ def add_recipe_arguments(
             "--image-size", type=int, metavar="N", help="image side (digits, folder)"
         )
     if "weights" in flags:
-        group.add_argument("--weights", metavar="PATH", help="start from these weights")
+        group.add_argument(
+            "--weights",
+            metavar="PATH",
+            help="start from these weights (.pt/.pth/.safetensors, a checkpoint, akamaster's "
+            ".th, the course's Keras .h5); a classifier of another size is re-initialised",
+        )
+    if "freeze" in flags:
+        group.add_argument(
+            "--freeze",
+            type=part_list,
+            metavar="PARTS",
+            help="keep these parts fixed, BN statistics included: comma-separated stem, "
+            "layer1..layer4 (stage2..stage5 for resnet50_signs), or backbone (all but fc)",
+        )
     length = group.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, metavar="N", help="train for N epochs")
     length.add_argument("--iterations", type=int, metavar="N", help="train for N steps")
@@ -113,6 +150,14 @@ def add_recipe_arguments(
     if "seed" in flags:
         group.add_argument("--seed", type=int, metavar="S", help="random seed")
     return group
+
+
+def part_list(text: str) -> list[str]:
+    """An argparse type: ``"stem,layer1"`` -> ``["stem", "layer1"]`` (checked by the config)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected part names such as stem,layer1; got {text!r}")
+    return parts
 
 
 def config_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
 from resnetlab.analysis.curves import load_curves
 from resnetlab.analysis.plots import plot_error_curves
 from resnetlab.errors import ConfigError
+from resnetlab.outputs import check_output
+
+MAX_NAME = 100  # characters of a default file name made of run labels
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write OUT.png and OUT.svg.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (with metrics.jsonl)")
-    p.add_argument("--out", default="curves", metavar="PATH", help="output path without suffix")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="output path without suffix (default: RUN_DIR/curves for one run; for several, "
+        "curves-LABEL-LABEL... in the folder that holds them)",
+    )
     p.add_argument("--overlay", action="store_true", help="all runs in one panel")
     p.add_argument("--title", default="", help="figure title")
     p.set_defaults(func=run_plot)
@@ -41,8 +50,27 @@ def run_plot(args: argparse.Namespace) -> int:
     if len(set(labels)) < len(labels):  # two seeds of one model: keep their folder names
         labels = [r.resolve().name for r in runs]
     curves = {label: load_curves(run) for label, run in zip(labels, runs, strict=True)}
+    stem = Path(args.out) if args.out else default_stem(runs, labels)
+    inputs = [run / "metrics.jsonl" for run in runs]
+    for suffix in (".png", ".svg"):
+        check_output(stem.with_suffix(suffix), inputs, option="--out" if args.out else "")
     # One panel per run, or one panel with every run.
     groups = {"": curves} if args.overlay else {label: {label: c} for label, c in curves.items()}
-    for path in plot_error_curves(groups, args.out, title=args.title):
-        print(path)
+    png, svg = plot_error_curves(groups, stem, title=args.title)
+    print(f"wrote {png} and {svg.name}")
     return 0
+
+
+def default_stem(runs: list[Path], labels: list[str]) -> Path:
+    """Beside the runs, never in the current folder: ``RUN/curves`` for one run, else
+    ``curves-LABEL-LABEL...`` in the folder that holds them all."""
+    if len(runs) == 1:
+        return runs[0] / "curves"
+    try:
+        parent = os.path.commonpath(runs)
+    except ValueError:  # relative and absolute paths mixed
+        parent = os.path.commonpath([os.path.abspath(r) for r in runs])
+    name = "curves-" + "-".join(labels)
+    if len(name) > MAX_NAME:
+        name = f"curves-{len(runs)}-runs"
+    return Path(parent or ".") / name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from resnetlab.cli.options import add_weight_file_arguments, weight_file_kwargs
 from resnetlab.evaluation.loading import load_trained, resolve_device
 from resnetlab.evaluation.predict import predict_files
 from resnetlab.evaluation.preprocess import Preprocess
@@ -21,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one-channel models, normalisation with the checkpoint's mean and std.",
     )
     p.add_argument(
-        "checkpoint", help="a checkpoint file, or a run folder (its checkpoints/last.pt)"
+        "checkpoint",
+        help="a checkpoint file, a run folder (its checkpoints/last.pt), or a weight file "
+        "(.pt/.pth/.safetensors/.th/.h5) with --model and --data",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument(
@@ -32,14 +35,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="classes per image (default 5; at most the number of classes)",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--model", metavar="NAME", help="fail unless the checkpoint holds this model")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="fail unless the checkpoint holds this model; with a weight file, the model it holds",
+    )
+    add_weight_file_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    model, ckpt, path = load_trained(args.checkpoint, expect_model=args.model, device=device)
+    model, ckpt, path = load_trained(
+        args.checkpoint, expect_model=args.model, device=device, **weight_file_kwargs(args)
+    )
     prep = Preprocess.for_data(ckpt["data"])
     predictions = predict_files(model, prep, args.images, ckpt["data"]["classes"], args.top_k)
     if args.json:

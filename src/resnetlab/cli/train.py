@@ -43,7 +43,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = Path(
             args.out or f"runs/{cfg.model.name}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
-        summary = _fit(cfg, out)
+        summary = _fit(cfg, out, inputs=[args.config])
     if world.main:
         final, best = summary["final"], summary["best"]
         train = f", train error {100 * final['train_error']:.2f}%" if "train_error" in final else ""
@@ -55,12 +55,12 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit(cfg, out: Path, resume: bool = False) -> dict:
+def _fit(cfg, out: Path, resume: bool = False, inputs: tuple | list = ()) -> dict:
     """``fit``, with a failing write (disk full, permission denied) turned into one error line."""
     from resnetlab.train.loop import fit
 
     try:
-        return fit(cfg, out, resume=resume)
+        return fit(cfg, out, resume=resume, inputs=inputs)
     except OSError as err:
         kept = ""
         if (out / "checkpoints" / "last.pt").exists():  # written atomically: complete or absent

@@ -78,3 +78,13 @@ class Normalize:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B, C, H, W) float32."""
         return images.to(torch.float32).mul_(self.scale).sub_(self.shift)
+
+
+def resize(images: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, C, H, W) float images to height ``side`` (the width in proportion), bilinear with
+    antialiasing when shrinking: progressive resizing's smaller early epochs."""
+    h, w = images.shape[-2:]
+    size = (side, max(1, round(w * side / h)))
+    return torch.nn.functional.interpolate(
+        images, size=size, mode="bilinear", align_corners=False, antialias=side < h
+    )  # (B, C, side, w * side / h)

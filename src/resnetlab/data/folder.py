@@ -24,8 +24,7 @@ from resnetlab.data.images import (
     scan_folder,
 )
 from resnetlab.data.info import DatasetInfo
-from resnetlab.data.registry import TEST_FRACTION
-from resnetlab.data.split import holdout_split
+from resnetlab.data.split import TEST_FRACTION, holdout_split
 from resnetlab.data.stats import cached_stats, channel_histograms, stats_from_histograms
 from resnetlab.data.transforms import ImageNetRecipe, eval_view, to_uint8_tensor
 from resnetlab.errors import DataError, MissingSplitError

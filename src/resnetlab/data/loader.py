@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 
 from resnetlab.data.array import ArrayDataset
-from resnetlab.data.augment import Normalize, crop_flip, draw_crop_flip
+from resnetlab.data.augment import Normalize, crop_flip, draw_crop_flip, resize
 from resnetlab.data.folder import FolderDataset
 from resnetlab.data.folder_loader import FolderLoader
 from resnetlab.data.info import DatasetInfo
@@ -51,6 +51,10 @@ class DeviceLoader:
         channels_last: yield batches in channels-last memory format.
         augment: pad-crop-flip (default: ``train``).
         pad: padding of the random crop (4 in the paper).
+
+    ``sizes`` (progressive resizing) lists ``(first_epoch, side)`` pairs in order: from that epoch
+    on, batches are resized to ``side`` (the height; the width keeps the aspect) on the device,
+    after the crop and flip; empty = the data's own size.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class DeviceLoader:
         self.images = ds.images.to(self.device)  # (N, C, H, W) uint8, resident for the run
         self.labels = ds.labels.to(self.device)  # (N,)
         self.normalize = Normalize(*ds.info.normalization(), self.device)
+        self.sizes: list[tuple[int, int]] = []
 
     def __len__(self) -> int:
         return len(self._slices(self._indices(0)))
@@ -92,6 +97,7 @@ class DeviceLoader:
         indices = self._indices(epoch)
         slices = self._slices(indices)[start:]
         indices = indices.to(self.device)  # one transfer per epoch, then slices of it
+        side = self.side_at(epoch)
         if self.augment:
             p = draw_crop_flip(len(self.labels), pad=self.pad, seed=self.seed, epoch=epoch)
             dy, dx, flip = (t.to(self.device) for t in (p.dy, p.dx, p.flip))
@@ -101,9 +107,16 @@ class DeviceLoader:
             if self.augment:
                 images = crop_flip(images, dy[idx], dx[idx], flip[idx], self.pad)
             images = self.normalize(images)
+            if side is not None:
+                images = resize(images, side)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, self.labels[idx]
+
+    def side_at(self, epoch: int) -> int | None:
+        """The image height of ``epoch``'s batches where ``sizes`` changes it, else None."""
+        side = next((s for first, s in reversed(self.sizes) if first <= epoch), None)
+        return None if side in (None, self.images.shape[-2]) else side
 
     def _indices(self, epoch: int) -> torch.Tensor:
         n = self.labels.shape[0]

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnetlab.data.split import TEST_FRACTION
 from resnetlab.errors import ConfigError, check_choice
 
 SPLITS = ("train", "test")
-# Share of each class that a folder without test/ or val/ holds out as its test split (the 0.2
-# that Keras's validation_split is usually given).
-TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ import torch
 from resnetlab.data.array import ArrayDataset
 from resnetlab.errors import ConfigError
 
+# Share of each class that a folder without test/ or val/ holds out as its test split (the 0.2
+# that Keras's validation_split is usually given).
+TEST_FRACTION = 0.2
+
 
 def train_val_split(
     ds: ArrayDataset, val_fraction: float, seed: int

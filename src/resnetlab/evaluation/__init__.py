@@ -8,13 +8,14 @@ write_outputs(result, "runs/x/eval", meta={})   # eval.json, confusion.txt, conf
 """
 
 from resnetlab.evaluation.evaluate import evaluate_classifier
-from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator, crop_average_log_probs
+from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator
 from resnetlab.evaluation.report import (
     format_confusion,
     format_summary,
     plot_confusion,
     write_outputs,
 )
+from resnetlab.nn.views import crop_average_log_probs
 
 __all__ = [
     "EvalResult",

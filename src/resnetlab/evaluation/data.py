@@ -21,7 +21,7 @@ from resnetlab.data import (
     make_loader,
     train_val_split,
 )
-from resnetlab.data.registry import TEST_FRACTION
+from resnetlab.data.split import TEST_FRACTION
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.train.run import VAL_SPLIT_SEED
 
@@ -35,6 +35,7 @@ def load_eval_split(
     *,
     name: str | None = None,
     root: str | Path | None = None,
+    source: str = "the checkpoint",
     **load_kwargs: Any,
 ):
     """One split of the evaluation data, its classes and image format checked.
@@ -47,6 +48,7 @@ def load_eval_split(
         split: ``"test"``, ``"train"`` or ``"val"``.
         name: the dataset; the checkpoint's when ``None``.
         root: its folder; for the checkpoint's dataset, the run's folder by default.
+        source: the checkpoint file, for messages.
         **load_kwargs: ``download``, ``verify``, ``strict`` for ``load_dataset``.
 
     Returns:
@@ -61,7 +63,7 @@ def load_eval_split(
     own = name is None or name == data["name"]
     name = data["name"] if name is None else name
     if own and root is None:
-        root = config["data"]["root"]
+        root = _run_setting(config, "root", source)
     size = int(data["image_size"][0])
     source = "test" if split == "test" else "train"
     # The run's own hold-out of a folder without test/: its test split, never its train images.
@@ -69,7 +71,7 @@ def load_eval_split(
     ds = load_dataset(name, source, root, image_size=size, test_fraction=holdout, **load_kwargs)
     _check_matches(ds.info, data, name)
     if split != "test" and own:
-        ds = _run_part(ds, config, split, name)
+        ds = _run_part(ds, config, split, name, source)
     elif split == "val":
         raise ConfigError(
             f"--split val: {name} is not the checkpoint's dataset; it has no val part"
@@ -121,9 +123,26 @@ def _first_difference(got, expected) -> str:
     return "one list is longer"
 
 
-def _run_part(ds, config: dict[str, Any], split: str, name: str):
+def _run_setting(config: Any, key: str, source: str) -> Any:
+    """``config.data.<key>`` of a checkpoint's run config, checked: a hand-made or damaged
+    checkpoint can lack it (its layout check asks only for a dict)."""
+    data = config.get("data") if isinstance(config, dict) else None
+    value = data.get(key, ...) if isinstance(data, dict) else ...
+    valid = {
+        "root": value is None or isinstance(value, str),
+        "val_fraction": type(value) in (int, float) and 0 <= value < 1,
+    }
+    if value is ... or not valid[key]:
+        raise CheckpointError(
+            f"{source}: damaged checkpoint: its run config has no valid data.{key}; got "
+            f"{'nothing' if value is ... else repr(value)[:40]}"
+        )
+    return value
+
+
+def _run_part(ds, config: dict[str, Any], split: str, name: str, source: str):
     """The training run's own ``train`` or ``val`` part of the train split."""
-    fraction = float(config["data"]["val_fraction"])
+    fraction = _run_setting(config, "val_fraction", source)
     if fraction == 0.0:
         if split == "val":
             raise ConfigError("--split val: the run held out no validation data (val_fraction 0)")

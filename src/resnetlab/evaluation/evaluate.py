@@ -6,10 +6,14 @@ import torch
 from torch import nn
 
 from resnetlab.data import Loader
-from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator, crop_average_log_probs
+from resnetlab.errors import ConfigError
+from resnetlab.evaluation.metrics import EvalResult, MetricAccumulator
+from resnetlab.nn.views import flip_views, score_views
+
+TTA = ("flip",)  # test-time augmentations evaluate_classifier knows
 
 
-def evaluate_classifier(model: nn.Module, loader: Loader) -> EvalResult:
+def evaluate_classifier(model: nn.Module, loader: Loader, tta: str | None = None) -> EvalResult:
     """Top-1/top-5 error, loss, per-class accuracy and confusion matrix of ``model`` on ``loader``.
 
     Batches of several views per image, (B, n_crops, C, H, W) as the 10-crop folder loader
@@ -18,20 +22,29 @@ def evaluate_classifier(model: nn.Module, loader: Loader) -> EvalResult:
     Args:
         model: the network, on the loader's device; evaluated in eval mode, its mode restored.
         loader: any loader of the ``resnetlab.data`` protocol (one pass of epoch 0 is read).
+        tta: ``"flip"`` scores each image by the softmax averaged over it and its mirror image
+            (left-right), as the 10-crop averages its views; ``None`` scores the image alone.
 
     Returns:
         The metrics over every sample the loader yields.
+
+    Raises:
+        ConfigError: an unknown ``tta``, or ``"flip"`` on views that are mirrored already.
     """
+    if tta is not None and tta not in TTA:
+        raise ConfigError(f"--tta must be one of {', '.join(TTA)}; got {tta!r}")
     acc = MetricAccumulator(loader.info.classes)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for images, labels in loader.epoch(0):
+                if tta == "flip":
+                    if images.dim() == 5:
+                        raise ConfigError("--tta flip: the 10 crops hold their mirror images")
+                    images = flip_views(images)  # (B, 2, C, H, W)
                 if images.dim() == 5:
-                    b, n = images.shape[:2]
-                    logits = model(images.flatten(0, 1)).unflatten(0, (b, n))  # (B, n, K)
-                    log_probs = crop_average_log_probs(logits)  # (B, K)
+                    log_probs = score_views(model, images)  # (B, K)
                 else:
                     log_probs = torch.log_softmax(model(images).float(), dim=1)  # (B, K)
                 acc.update(log_probs, labels)

@@ -7,7 +7,6 @@ measured in constant memory and never holds all of its scores at once.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -113,16 +112,3 @@ class MetricAccumulator:
             per_class_accuracy=accuracy,
             confusion=self.confusion.clone(),
         )
-
-
-def crop_average_log_probs(logits: torch.Tensor) -> torch.Tensor:
-    """Log of the softmax probabilities averaged over crops (the paper's 10-crop testing).
-
-    Args:
-        logits: (B, n_crops, K).
-
-    Returns:
-        (B, K) log of the mean over crops of softmax(logits), computed in log space.
-    """
-    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, n, K)
-    return torch.logsumexp(log_probs, dim=1) - math.log(logits.shape[1])  # (B, K)

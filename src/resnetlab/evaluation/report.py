@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from resnetlab.atomic import atomic_write
 from resnetlab.evaluation.metrics import EvalResult
+from resnetlab.outputs import check_output, check_output_dir
 
 ANNOTATE_MAX = 20  # write the counts into the cells up to this many classes
 TICK_LABELS_MAX = 50  # name the classes on the axes up to this many
@@ -84,23 +86,44 @@ def plot_confusion(result: EvalResult, path: str | Path, title: str = "") -> Pat
     return path
 
 
-def write_outputs(result: EvalResult, folder: str | Path, meta: dict[str, Any]) -> dict[str, Path]:
-    """Write ``eval.json``, ``confusion.txt`` and ``confusion.png`` into ``folder`` (atomically).
+def output_paths(
+    folder: str | Path,
+    inputs: Sequence[str | Path | None] = (),
+    *,
+    folders: Sequence[str | Path | None] = (),
+    option: str = "--out",
+) -> dict[str, Path]:
+    """The files ``write_outputs`` writes into ``folder``, by kind (``json``, ``text``, ``png``).
 
-    Args:
-        result: the metrics.
-        folder: created if missing.
-        meta: what was evaluated (checkpoint, data, split, views), stored in ``eval.json``.
-
-    Returns:
-        The paths written, by kind (``json``, ``text``, ``png``).
+    Raises:
+        ConfigError: ``folder`` is a file, lies in a run's ``checkpoints/`` or in one of the
+            data ``folders``, or one of its files is one of ``inputs`` by another name
+            (``resnetlab.outputs``).
     """
-    folder = Path(folder)
+    folder = check_output_dir(folder, folders=folders, option=option)
     paths = {
         "json": folder / "eval.json",
         "text": folder / "confusion.txt",
         "png": folder / "confusion.png",
     }
+    for path in paths.values():
+        check_output(path, inputs, option=option)
+    return paths
+
+
+def write_outputs(result: EvalResult, folder: str | Path, meta: dict[str, Any]) -> dict[str, Path]:
+    """Write ``eval.json``, ``confusion.txt`` and ``confusion.png`` into ``folder`` (atomically).
+
+    Args:
+        result: the metrics.
+        folder: created if missing; it may not lie in a run's ``checkpoints/``, and no file
+            written may be the checkpoint evaluated (``meta["checkpoint"]``) by another name.
+        meta: what was evaluated (checkpoint, data, split, views), stored in ``eval.json``.
+
+    Returns:
+        The paths written, by kind (``json``, ``text``, ``png``).
+    """
+    paths = output_paths(folder, [meta.get("checkpoint")], option="")
     record = {**meta, **result.to_dict()}
     text = json.dumps(record, indent=1) + "\n"
     atomic_write(paths["json"], lambda f: f.write(text.encode()))

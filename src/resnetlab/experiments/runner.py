@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import redirect_stderr, redirect_stdout
@@ -24,7 +25,10 @@ from resnetlab.analysis.records import read_json
 from resnetlab.errors import ConfigError
 from resnetlab.models import check_cifar_depth
 from resnetlab.train import PRESETS, RunConfig, fit, load_config
+from resnetlab.train.cleanup import FolderSnapshot
 
+# Config keys each run of an experiment sets (RunSpec.values, the seed, the final train error).
+RUN_KEYS = ("seed", "model.name", "model.overrides", "eval_train_at_end")
 MAX_SHORT_RUN_EVALS = 16  # evaluations of a run cut shorter than its preset (fit_preset_to_length)
 
 
@@ -108,7 +112,17 @@ def config_for(recipe: Recipe, run: RunSpec) -> RunConfig:
     """The resolved config of ``run``: preset < recipe values < ``--set`` < run values < seed.
 
     The final training error is always measured: every experiment's table needs it.
+
+    Raises:
+        ConfigError: a ``--set`` of a key each run sets itself (it would be silently replaced).
     """
+    for item in recipe.sets:
+        key = item.split("=", 1)[0].strip()
+        if key in RUN_KEYS or key.startswith(tuple(f"{k}." for k in RUN_KEYS)):
+            raise ConfigError(
+                f"--set {key}: every run of an experiment sets it itself (seeds: --seeds and "
+                "--first-seed; models: the experiment's own options)"
+            )
     flags = {**recipe.values, **run.values, "seed": run.seed, "eval_train_at_end": True}
     return load_config(
         preset=recipe.preset, sets=recipe.sets, flags=flags, defaults=recipe.defaults
@@ -250,11 +264,23 @@ def _run_parallel(work: list[tuple[RunConfig, Path]], jobs: int, log: Callable) 
 
 def _fit_logged(cfg: RunConfig, folder: Path) -> dict:
     """``fit`` with its progress lines and warnings in ``folder/train.log`` (runs side by side
-    would interleave them, or their progress bars, on the terminal)."""
+    would interleave them, or their progress bars, on the terminal).
+
+    A run that fails before its first step removes what it made (``fit``); then the log, and
+    the folder if this made it, go too: a run that never started leaves no trace.
+    """
+    before = FolderSnapshot.take(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with (
-        open(folder / "train.log", "a", encoding="utf-8", buffering=1) as f,  # line by line
-        redirect_stdout(f),
-        redirect_stderr(f),
-    ):
-        return fit(cfg, folder, resume=True)
+    log = folder / "train.log"
+    had_log = log.exists()
+    try:
+        with (
+            open(log, "a", encoding="utf-8", buffering=1) as f,  # line by line
+            redirect_stdout(f),
+            redirect_stderr(f),
+        ):
+            return fit(cfg, folder, resume=True)
+    except BaseException:
+        if not had_log and set(os.listdir(folder)) - before.before == {log.name}:
+            before.undo()
+        raise

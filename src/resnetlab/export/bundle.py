@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from resnetlab.atomic import atomic_write
+from resnetlab.atomic import atomic_write, fsync_dir
 from resnetlab.errors import ConfigError
 from resnetlab.evaluation.loading import load_trained
 from resnetlab.evaluation.preprocess import Preprocess
@@ -28,20 +28,31 @@ from resnetlab.export.check import (
 )
 from resnetlab.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 from resnetlab.export.torchscript import export_torchscript
+from resnetlab.outputs import check_output, run_checkpoints
+from resnetlab.train.checkpoint import resolve_checkpoint
 
 EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 
 
 def default_output(checkpoint: Path, fmt: str) -> Path:
-    """Beside the checkpoint: ``best.pt`` -> ``best.onnx`` or ``best.torchscript.pt``."""
-    return checkpoint.with_name(checkpoint.stem + SUFFIXES[fmt])
+    """``RUN/export/NAME.onnx`` (or ``NAME.torchscript.pt``) for ``RUN/checkpoints/NAME.pt``
+    (only the run writes into its ``checkpoints/``); beside any other checkpoint file."""
+    name = checkpoint.stem + SUFFIXES[fmt]
+    if run_checkpoints(os.path.realpath(checkpoint.parent)) is not None:
+        return checkpoint.parent.parent / "export" / name
+    return checkpoint.with_name(name)
 
 
 def sidecar_path(path: str | Path) -> Path:
     """Where the preprocessing constants of an exported file go: ``model.onnx.json``."""
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+def unchecked_path(path: Path) -> Path:
+    """Where the export waits for its check: ``.model.onnx.unchecked.onnx`` beside its name."""
+    return path.with_name(f".{path.name}.unchecked{path.suffix}")
 
 
 def export_checkpoint(
@@ -51,6 +62,7 @@ def export_checkpoint(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     expect_model: str | None = None,
+    **load_options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Export a checkpoint's model, check it against eager PyTorch, and describe it in JSON.
 
@@ -60,9 +72,12 @@ def export_checkpoint(
     Args:
         checkpoint: a checkpoint file or a run folder.
         fmt: ``"onnx"`` or ``"torchscript"``.
-        out: the file to write; by default beside the checkpoint (``default_output``).
+        out: the file to write; by default ``RUN/export/`` or beside the checkpoint
+            (``default_output``). It may not be the checkpoint, by any name, nor lie in a
+            run's ``checkpoints/`` (``resnetlab.outputs``).
         tolerance: the largest max abs difference of fp32 logits accepted.
-        expect_model: fail unless the checkpoint holds this model.
+        expect_model: fail unless the checkpoint holds this model; the model of a weight file.
+        **load_options: for a weight file, ``data`` and ``data_root`` (see ``load_trained``).
 
     Returns:
         (the file written, the record written to ``<file>.json``).
@@ -73,12 +88,13 @@ def export_checkpoint(
     """
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORTERS)}; got {fmt!r}")
-    model, ckpt, resolved = load_trained(checkpoint, expect_model=expect_model)
+    resolved = resolve_checkpoint(checkpoint)
     out = default_output(resolved, fmt) if out is None else Path(out)
-    _check_output(out, fmt)
+    _check_output(out, fmt, resolved)
+    model, ckpt, resolved = load_trained(resolved, expect_model=expect_model, **load_options)
     prep = Preprocess.for_data(ckpt["data"])
     size = (prep.crop, prep.crop)
-    tmp = out.with_name(f".{out.name}.unchecked{out.suffix}")
+    tmp = unchecked_path(out)
     try:
         EXPORTERS[fmt](model, random_inputs(prep.channels, size, (2,))[0], tmp)
         inputs = random_inputs(prep.channels, size)
@@ -92,6 +108,7 @@ def export_checkpoint(
                 f"(tolerance {tolerance:g}; logits up to {scale:.3g}); nothing was written"
             )
         os.replace(tmp, out)
+        fsync_dir(out.parent)
     except OSError as err:
         raise ConfigError(f"--out {out}: cannot write ({err.strerror or err})") from None
     finally:
@@ -105,15 +122,15 @@ def export_checkpoint(
     return out, record
 
 
-def _check_output(out: Path, fmt: str) -> None:
+def _check_output(out: Path, fmt: str, checkpoint: Path) -> None:
+    """Refuse an output that is a folder, has the wrong suffix, or would replace the
+    checkpoint (by any name) or a file of a run's ``checkpoints/``."""
     if out.is_dir():
         raise ConfigError(f"--out {out}: is a folder; give a file name")
     if (out.suffix == ".onnx") != (fmt == "onnx"):
         raise ConfigError(f"--out {out}: ONNX files, and only they, end in .onnx")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    for path in (out, sidecar_path(out), unchecked_path(out)):
+        check_output(path, [checkpoint], option="--out")
 
 
 def _record(

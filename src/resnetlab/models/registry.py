@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -91,23 +91,36 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int | None = None, **overrides: object) -> nn.Module:
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    *,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    **overrides: object,
+) -> nn.Module:
     """Build a registered model.
 
     Args:
         name: a name from ``list_models()``.
         num_classes: size of the classifier; the model's default if ``None``.
+        features_only: return a ``FeatureExtractor`` (timm's surface): its forward gives the
+            feature maps of the stages in ``out_indices`` (0: the stem, 1..: the stages), and
+            its ``feature_info`` their channels and reductions.
+        out_indices: the stages a ``features_only`` model returns; default all.
         **overrides: constructor arguments of ``ResNet`` (``shortcut="B"``, ``residual=False``,
             ``preact=True``, ``zero_init_residual=True``, ``stride_at="paper"``, ``in_channels=1``,
-            or ``depth`` for the generic CIFAR builders).
+            ``shortcut_pad="split"``, or ``depth`` for the generic CIFAR builders).
 
     Returns:
         The model, in training mode, freshly initialised.
     """
     spec = get_spec(name)
     classes = spec.num_classes if num_classes is None else num_classes
+    if out_indices is not None and not features_only:
+        raise ConfigError("out_indices applies to features_only=True models only")
     try:
-        return spec.builder(num_classes=classes, **overrides)
+        model = spec.builder(num_classes=classes, **overrides)
     except TypeError as err:
         # "unexpected": the builder has no such argument; "multiple values": it fixes it itself
         # (the CIFAR builders set widths and stem).
@@ -116,6 +129,11 @@ def create_model(name: str, num_classes: int | None = None, **overrides: object)
         raise ConfigError(
             f"model {name!r} does not take {err.args[0].split('argument ')[-1]}"
         ) from None
+    if features_only:
+        from resnetlab.models.features import FeatureExtractor
+
+        return FeatureExtractor(model, out_indices)
+    return model
 
 
 def _natural_key(name: str) -> tuple:

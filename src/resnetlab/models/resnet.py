@@ -14,7 +14,15 @@ from torch import nn
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models.registry import register_model
-from resnetlab.nn import NORM_OPTIONS, SHORTCUT_OPTIONS, BasicBlock, Bottleneck, norm_layer
+from resnetlab.nn import (
+    NORM_OPTIONS,
+    SHORTCUT_OPTIONS,
+    SHORTCUT_PADS,
+    BasicBlock,
+    Bottleneck,
+    ZeroPadShortcut,
+    norm_layer,
+)
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
@@ -33,6 +41,8 @@ class ResNet(nn.Module):
         num_classes: outputs of the final fully connected layer.
         in_channels: channels of the input images.
         shortcut: ``"A"``, ``"B"`` or ``"C"`` (§3.3).
+        shortcut_pad: where option A's zero channels go: ``"end"`` (after the input's) or
+            ``"split"`` (half before, half after: akamaster/pytorch_resnet_cifar10's checkpoints).
         residual: ``False`` gives the plain twin: the same layers, no shortcuts.
         preact: pre-activation blocks (He et al. 2016); adds a final BN + ReLU before pooling.
         zero_init_residual: start each block's branch at zero so that blocks begin as identities.
@@ -41,6 +51,9 @@ class ResNet(nn.Module):
             (``nn.Identity`` in each BN's place, so the other names stay), the same He init; for
             studying signal propagation without BN. ``zero_init_residual`` then zeroes each
             branch's last conv.
+        drop_path_rate: stochastic depth (Huang et al. 2016, arXiv:1603.09382): the drop
+            probability of the last block's branch; block l of L drops with ``rate * l / L``, the
+            paper's linear decay rule (0.5 there). Residual nets only; 0 = off.
     """
 
     def __init__(
@@ -52,17 +65,20 @@ class ResNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         shortcut: str = "B",
+        shortcut_pad: str = "end",
         residual: bool = True,
         preact: bool = False,
         zero_init_residual: bool = False,
         stride_at: str = "v1.5",
         norm: str = "bn",
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         check_choice("block", block, tuple(BLOCKS))
         check_choice("norm", norm, NORM_OPTIONS)
         check_choice("stem", stem, STEMS)
         check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
+        check_choice("shortcut_pad", shortcut_pad, SHORTCUT_PADS)
         check_choice("stride_at", stride_at, STRIDE_PLACEMENTS)
         _check_positive_int("num_classes", num_classes)
         _check_positive_int("in_channels", in_channels)
@@ -71,7 +87,11 @@ class ResNet(nn.Module):
                 f"layers must give at least one block for each of the {len(widths)} stages; "
                 f"got {tuple(layers)}"
             )
+        for width in widths:
+            _check_positive_int("widths", width)
+        _check_drop_path_rate(drop_path_rate, residual)
         block_cls = BLOCKS[block]
+        total_blocks, block_index = sum(layers), 0
         self.in_channels, self.preact = in_channels, preact
 
         stem_width = 64 if stem == "imagenet" else widths[0]
@@ -83,12 +103,17 @@ class ResNet(nn.Module):
         self.bn1 = nn.Identity() if preact else norm_layer(norm, stem_width)
         self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        # timm's feature_info: what each stage outputs (channels, total stride, module name).
+        reduction = 2 if stem == "imagenet" else 1
+        self.feature_info = [{"num_chs": stem_width, "reduction": reduction, "module": "relu"}]
+        reduction *= 2 if stem == "imagenet" else 1  # the max-pool
 
         channels = stem_width
         for i, (blocks, width) in enumerate(zip(layers, widths, strict=True)):
             stage = []
             for j in range(blocks):
                 stride = 2 if i > 0 and j == 0 else 1  # subsample at the start of stages 2.. (§3.3)
+                block_index += 1  # Huang et al. 2016, §3: p_l = l / L * p_L
                 stage.append(
                     block_cls(
                         channels,
@@ -100,11 +125,19 @@ class ResNet(nn.Module):
                         zero_init=zero_init_residual,
                         stride_at=stride_at,
                         norm=norm,
+                        drop_path=drop_path_rate * block_index / total_blocks,
                     )
                 )
                 channels = width * block_cls.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+            reduction *= 2 if i > 0 else 1
+            self.feature_info.append(
+                {"num_chs": channels, "reduction": reduction, "module": f"layer{i + 1}"}
+            )
         self.num_stages = len(layers)
+        for m in self.modules():
+            if isinstance(m, ZeroPadShortcut):
+                m.pad = shortcut_pad
 
         self.bn_final = norm_layer(norm, channels) if preact else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -134,15 +167,26 @@ class ResNet(nn.Module):
             x = torch.relu(self.bn_final(x))
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)  # (B, C, h, w)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global pool and classifier: (B, C, h, w) -> (B, num_classes), or the pooled (B, C)
+        features (the input of ``fc``) with ``pre_logits``."""
         x = torch.flatten(self.avgpool(x), 1)  # (B, C)
-        return self.fc(x)  # (B, num_classes)
+        return x if pre_logits else self.fc(x)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
 
 
 def _check_positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _check_drop_path_rate(rate: object, residual: bool) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ConfigError(f"drop_path_rate must be a number in [0, 1); got {rate!r}")
+    if rate > 0 and not residual:
+        raise ConfigError("drop_path_rate needs residual blocks: a plain net has no shortcut")
 
 
 def _check_input(x: torch.Tensor, channels: int) -> None:
@@ -234,9 +278,11 @@ def plain152(num_classes: int = 1000, **overrides: object) -> ResNet:
 
 
 # ----------------------------------------------------------------------------------------------
-# CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A.
+# CIFAR family (§4.2): depth 6n+2, 16/32/64 filters on 32/16/8 maps, option A. Other widths
+# (``widths=(32, 64, 128)``, as wide ResNets do) keep the paper's layout.
 # ----------------------------------------------------------------------------------------------
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+CIFAR_WIDTHS = (16, 32, 64)  # §4.2: "the numbers of filters are {16, 32, 64}"
 cifar = register_model(family="cifar", input_size=(32, 32), num_classes=10)
 
 
@@ -257,12 +303,13 @@ def check_cifar_depth(depth: object, name: str = "depth") -> int:
 
 @cifar
 def cifar_resnet(depth: int = 20, num_classes: int = 10, **overrides: object) -> ResNet:
-    """CIFAR ResNet of any depth 6n+2 (depth=...)."""
+    """CIFAR ResNet of any depth 6n+2 (depth=...) and any three widths (widths=...)."""
     n = (check_cifar_depth(depth) - 2) // 6  # n basic blocks per stage
-    kwargs = {"shortcut": "A", **overrides}
-    return ResNet(
-        "basic", (n, n, n), widths=(16, 32, 64), stem="cifar", num_classes=num_classes, **kwargs
-    )
+    kwargs = {"shortcut": "A", "widths": CIFAR_WIDTHS, **overrides}
+    widths = kwargs["widths"]
+    if not isinstance(widths, (list, tuple)) or len(widths) != len(CIFAR_WIDTHS):
+        raise ConfigError(f"widths: a CIFAR net has 3 stages, give 3 widths; got {widths!r}")
+    return ResNet("basic", (n, n, n), stem="cifar", num_classes=num_classes, **kwargs)
 
 
 @cifar

@@ -107,27 +107,40 @@ class SignsResNet50(nn.Module):
         self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, stride=2), _bn(64)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2)
-        channels = 64
+        channels, reduction = 64, 4  # timm's feature_info; reductions nominal ("valid" pooling)
+        self.feature_info = [{"num_chs": 64, "reduction": 2, "module": "relu"}]
         for stage, (filters, s, identities) in STAGES.items():
             blocks = {"a": ConvolutionalBlock(channels, filters, f=3, s=s)}
-            channels = filters[2]
+            channels, reduction = filters[2], reduction * s
             for k in range(identities):
                 blocks["bcdef"[k]] = IdentityBlock(channels, filters, f=3)
             self.add_module(f"stage{stage}", nn.Sequential(OrderedDict(blocks)))
+            self.feature_info.append(
+                {"num_chs": channels, "reduction": reduction, "module": f"stage{stage}"}
+            )
         self.avgpool = nn.AvgPool2d(2)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything up to the average pool: (B, 3, 64, 64) -> (B, 2048, 2, 2)."""
         if x.dim() != 4 or tuple(x.shape[1:]) != INPUT_SHAPE:
             raise ConfigError(f"input x must have shape (batch, 3, 64, 64); got {tuple(x.shape)}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(self.zero_pad(x)))))  # (B, 64, 15, 15)
         x = self.stage2(x)  # (B, 256, 15, 15)
         x = self.stage3(x)  # (B, 512, 8, 8)
         x = self.stage4(x)  # (B, 1024, 4, 4)
-        x = self.stage5(x)  # (B, 2048, 2, 2)
+        return self.stage5(x)  # (B, 2048, 2, 2)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, flatten and the dense layer: (B, 2048, 2, 2) -> (B, num_classes), or the
+        flattened (B, 2048) features with ``pre_logits``."""
         x = self.flatten(self.avgpool(x))  # (B, 2048)
-        return self.fc(x)  # (B, num_classes): logits; the course's softmax lives in the loss
+        # Logits: the course's softmax lives in the loss.
+        return x if pre_logits else self.fc(x)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
 
 
 @register_model(

@@ -7,6 +7,8 @@ One class per block shape; every variant is an argument:
   ``y = x + F(x)`` with nothing after the addition.
 - ``zero_init=True`` starts the branch's last BN (last conv for pre-activation) at zero, so the
   block begins as the identity (Goyal et al. 2017, §5.1).
+- ``drop_path=p`` drops the residual branch of each sample with probability p while training
+  (stochastic depth, Huang et al. 2016, arXiv:1603.09382; ``nn.droppath``).
 - ``norm="none"`` leaves out every BN (an ``nn.Identity`` stands in its place, so the names of
   the other modules do not change); ``zero_init`` then zeroes the branch's last conv, which has
   the same effect: the branch starts at exactly zero.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from resnetlab.nn.droppath import DropPath
 from resnetlab.nn.shortcuts import conv1x1, conv3x3, make_shortcut, norm_layer
 
 
@@ -43,8 +46,10 @@ class _ResidualBlock(nn.Module):
         norm: str,
         last_conv: str,
         last_bn: str,
+        drop_path: float = 0.0,
     ) -> None:
         self.residual, self.preact = residual, preact
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None  # None: no module added
         self.downsample = (
             make_shortcut(
                 shortcut, in_channels, out_channels, stride, norm=None if preact else norm
@@ -67,15 +72,18 @@ class _ResidualBlock(nn.Module):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _drop(self, out: torch.Tensor) -> torch.Tensor:
+        return out if self.drop_path is None else self.drop_path(out)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preact:
             act = self.relu(self.bn1(x))
             # He et al. 2016: an identity shortcut carries x itself, a projection the activated x.
             identity = x if self.downsample is None else self.downsample(act)
-            out = self.branch(act)
+            out = self._drop(self.branch(act))
             return out + identity if self.residual else out
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.branch(x)
+        out = self._drop(self.branch(x))
         if self.residual:
             out = out + identity  # §3.1: the nonlinearity comes after the addition
         return self.relu(out)
@@ -94,6 +102,7 @@ class BasicBlock(_ResidualBlock):
         zero_init: zero-init the branch's last BN (or conv, with ``preact`` or without BN).
         stride_at: ignored (a basic block has one place for the stride); accepted for uniformity.
         norm: ``"bn"`` or ``"none"`` (no BatchNorm anywhere in the block).
+        drop_path: probability of dropping the branch per sample in training (0 = never).
     """
 
     expansion = 1
@@ -109,6 +118,7 @@ class BasicBlock(_ResidualBlock):
         zero_init: bool = False,
         stride_at: str = "v1.5",
         norm: str = "bn",
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
@@ -127,6 +137,7 @@ class BasicBlock(_ResidualBlock):
             norm,
             last_conv="conv2",
             last_bn="bn2",
+            drop_path=drop_path,
         )
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,6 +160,7 @@ class Bottleneck(_ResidualBlock):
         norm: ``"bn"`` or ``"none"`` (no BatchNorm anywhere in the block).
         stride_at: ``"paper"`` puts the stride on the first 1x1 conv as in the paper; ``"v1.5"`` on
             the 3x3 as torchvision does (more multiply-adds, better accuracy).
+        drop_path: probability of dropping the branch per sample in training (0 = never).
     """
 
     expansion = 4
@@ -164,6 +176,7 @@ class Bottleneck(_ResidualBlock):
         zero_init: bool = False,
         stride_at: str = "v1.5",
         norm: str = "bn",
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
@@ -185,6 +198,7 @@ class Bottleneck(_ResidualBlock):
             norm,
             last_conv="conv3",
             last_bn="bn3",
+            drop_path=drop_path,
         )
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,9 @@ from resnetlab.errors import check_choice
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 NORM_OPTIONS = ("bn", "none")
+# Where option A's zero channels go: after the input's ("end"), or half before and half after
+# ("split", as akamaster/pytorch_resnet_cifar10 does, whose published CIFAR checkpoints need it).
+SHORTCUT_PADS = ("end", "split")
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -40,26 +43,37 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
 class ZeroPadShortcut(nn.Module):
     """Option A: identity with subsampling and extra zero channels; no parameters.
 
-    The paper (§4.2) says only that the added dimensions are zero entries; we append them after the
-    existing channels (some implementations split them on both sides: the span is the same).
+    The paper (§4.2) says only that the added dimensions are zero entries; by default we append
+    them after the existing channels. ``pad="split"`` puts half of them (rounded down) before and
+    the rest after, as the most used CIFAR reproduction does: the span is the same, but weights
+    trained with one placement give wrong answers with the other.
+
+    Args:
+        in_channels: channels entering the shortcut.
+        out_channels: channels leaving it (at least ``in_channels``).
+        stride: subsampling step.
+        pad: ``"end"`` or ``"split"`` (see above).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, pad: str = "end") -> None:
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(
                 f"option A cannot reduce channels ({in_channels} -> {out_channels}); use B or C"
             )
+        check_choice("shortcut_pad", pad, SHORTCUT_PADS)
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]  # (B, C_in, H/s, W/s)
         extra = self.out_channels - self.in_channels
-        return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x  # (B, C_out, H/s, W/s)
+        before = extra // 2 if self.pad == "split" else 0
+        return F.pad(x, (0, 0, 0, 0, before, extra - before)) if extra else x  # (B, C_out, ...)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, pad={self.pad!r}"
 
 
 def projection(

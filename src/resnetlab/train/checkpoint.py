@@ -25,6 +25,7 @@ import math
 import pickle
 import random
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from resnetlab.atomic import atomic_link, atomic_write
+from resnetlab.data.files import file_problem
 from resnetlab.errors import CheckpointError
 from resnetlab.train.integrity import DIGEST_ALGORITHM, check_digest, tensor_digest
 
@@ -64,9 +66,9 @@ def write_checkpoint(
         names.append("best.pt")
     first = folder / names[0]
     sealed = seal(ckpt)
-    atomic_write(first, lambda f: torch.save(sealed, f))
+    atomic_write(first, lambda f: torch.save(sealed, f), run_checkpoint=True)
     for name in names[1:]:
-        atomic_link(first, folder / name)
+        atomic_link(first, folder / name, run_checkpoint=True)
     for old in sorted(folder.glob("step-*.pt"))[: -keep_last or None]:
         old.unlink(missing_ok=True)
 
@@ -128,12 +130,16 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what ``rng_state`` captured."""
-    torch.set_rng_state(state["torch"])
+    """Restore what ``rng_state`` captured.
+
+    The states may come back on a GPU (a resume loads the checkpoint with ``map_location`` set
+    to the run's device); generators take CPU byte tensors only, so they are copied back.
+    """
+    torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
 
@@ -148,7 +154,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return inner
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if problem := file_problem(path, "checkpoint"):  # a FIFO or device would block the read
+        raise CheckpointError(problem)
     return path
+
+
+class NotACheckpoint(CheckpointError):
+    """A file that loads safely but holds no resnetlab checkpoint (a plain weight file, say)."""
 
 
 def load_checkpoint(
@@ -171,7 +183,7 @@ def load_checkpoint(
     path = resolve_checkpoint(path)
     ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(
+        raise NotACheckpoint(
             f"{path}: not a resnetlab checkpoint (a plain weight file loads with --weights)"
         )
     if model is not None and ckpt["model"]["name"] != model:
@@ -182,8 +194,20 @@ def load_checkpoint(
 
 
 def safe_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors; a resnetlab checkpoint's layout
+    and digest are verified.
+
+    torch's warnings are silenced (a TorchScript archive, an unusual pickle protocol): what
+    the file is and why it cannot be used is said in the error instead.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    _refuse_other_formats(path)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except pickle.UnpicklingError as err:
@@ -193,11 +217,11 @@ def safe_load(path: Path, map_location: str | torch.device) -> Any:
             raise CheckpointError(
                 f"{path}: refused: the file holds objects other than tensors and plain types"
             ) from None
-        raise CheckpointError(f"{path}: corrupt or not a torch file") from None
+        raise CheckpointError(_unreadable(path)) from None
     except Exception:
         # torch's reader of untrusted bytes raises whatever its parser trips on (IndexError,
         # KeyError, struct.error, ...): every one of them means a corrupt file.
-        raise CheckpointError(f"{path}: corrupt or not a torch file") from None
+        raise CheckpointError(_unreadable(path)) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         _check_layout(obj, path)
         digest = obj.get("digest")
@@ -206,6 +230,60 @@ def safe_load(path: Path, map_location: str | torch.device) -> Any:
             body, digest.get(DIGEST_ALGORITHM) if isinstance(digest, dict) else None, str(path)
         )
     return obj
+
+
+# torch.save's files: a zip archive, or (before torch 1.6) a pickle of this magic number first.
+ZIP_MAGIC = b"PK\x03\x04"
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def _refuse_other_formats(path: Path) -> None:
+    """Name the files that are not torch.save's but are often given for one: a TorchScript or
+    ONNX export, a safetensors weight file (by their first bytes, whatever their names)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return  # torch.load names what is wrong
+    # safetensors: an 8-byte header length, then the JSON header. ONNX: a protobuf ModelProto,
+    # ir_version (field 1, a small varint) then producer_name (field 2), as every exporter
+    # writes it.
+    if path.suffix == ".safetensors":
+        raise CheckpointError(
+            f"{path}: a safetensors weight file, not a checkpoint (weights start a run with "
+            "--weights)"
+        )
+    if head[8:10] == b'{"':
+        raise CheckpointError(
+            f"{path}: a safetensors file, not a torch file (named .safetensors, it loads as "
+            "weights with --weights)"
+        )
+    if (head[:1] == b"\x08" and head[2:3] == b"\x12") or path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX export, not a checkpoint or a weight file")
+    if not head.startswith(ZIP_MAGIC):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except Exception:  # a damaged archive trips zipfile in many ways: torch.load names it
+        return
+    if any(name == "constants.pkl" or name.endswith("/constants.pkl") for name in names):
+        raise CheckpointError(
+            f"{path}: a TorchScript export (torch.jit.save), not a checkpoint or a weight "
+            "file; give the checkpoint it was exported from"
+        )
+
+
+def _unreadable(path: Path) -> str:
+    """The error for a file torch cannot read: a plain pickle is told from a damaged file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(LEGACY_MAGIC))
+    except OSError:
+        head = b""
+    if head.startswith(b"\x80") and head != LEGACY_MAGIC:
+        return f"{path}: a plain pickle, not a torch file (resnetlab reads torch.save's files)"
+    return f"{path}: corrupt or not a torch file"
 
 
 def _check_layout(ckpt: dict[str, Any], path: Path) -> None:

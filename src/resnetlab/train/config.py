@@ -22,12 +22,16 @@ import yaml
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models import get_spec
+from resnetlab.train.converters import implied_overrides
 from resnetlab.train.layers import merge, nest, parse_set, read_yaml
 from resnetlab.train.presets import PRESETS, preset_values
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
+SGD_IMPLEMENTATIONS = ("auto", "loop", "foreach", "fused")
+EVAL_TTA = ("flip",)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+PART_PATTERN = re.compile(r"stem|backbone|(layer|stage)\d+")  # what model.freeze may name
 # The command-line options that set a config key, by argparse ``dest`` (``--batch-size`` ->
 # ``batch_size``): the one table that ``train``, ``experiment`` and ``bench train`` read. Explicit
 # options beat the preset, the config file and ``--set``.
@@ -40,6 +44,7 @@ FLAGS = {
     "strict": "data.strict",
     "image_size": "data.image_size",
     "weights": "model.weights",
+    "freeze": "model.freeze",
     "epochs": "epochs",
     "iterations": "iterations",
     "batch_size": "batch_size",
@@ -57,9 +62,13 @@ class ModelConfig:
     name: str = "resnet20"  # a registry name (`resnetlab list`)
     # ResNet constructor arguments passed to create_model, e.g. {"shortcut": "B", "depth": 8}
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Start from these weights (.pt/.pth/.safetensors state dict, torchvision's included, or a
-    # resnetlab checkpoint) instead of a random init; None = He init (§3.4).
+    # Start from these weights (.pt/.pth/.safetensors state dict, torchvision's included, a
+    # resnetlab checkpoint, akamaster's CIFAR .th, the course's Keras .h5) instead of a random
+    # init; None = He init (§3.4). A classifier of another size than the data's is re-initialised.
     weights: str | None = None
+    # Parts kept fixed, BN statistics included: "stem", "layer1".."layer4" (the SIGNS net's
+    # "stage2".."stage5"), or "backbone" (all but the fc head); [] = train everything.
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +83,18 @@ class DataConfig:
     verify: bool = True  # check the md5 sums of official files
     strict: bool = False  # an undecodable image is an error instead of a skipped file
     workers: int = 2  # decoding processes per rank (folder datasets only)
+    # Share of the train split trained on: a seeded subset for quick recipe trials; 1 = all.
+    train_fraction: float = 1.0
+    # Progressive resizing: the run's epochs cut into len(train_sizes) equal parts, trained at
+    # these image sides in turn (resized on the device after the crop and flip); evaluation
+    # stays at the data's size. [] = the data's size throughout. In-memory data only.
+    train_sizes: list[int] = field(default_factory=list)
+    # Mixup (Zhang et al. 2017, arXiv:1710.09412): Beta(alpha, alpha) blend of each batch with a
+    # permutation of itself, labels blended alike; 0 = off.
+    mixup_alpha: float = 0.0
+    # CutMix (Yun et al. 2019, arXiv:1905.04899): a box of a permuted batch pasted in, labels by
+    # area; 0 = off. With both alphas above 0, each batch takes one of the two at random.
+    cutmix_alpha: float = 0.0
 
 
 @dataclass
@@ -83,6 +104,15 @@ class OptimConfig:
     weight_decay: float = 1e-4  # L2 penalty on every parameter, BN ones included, as in the paper
     nesterov: bool = False  # Nesterov momentum (needs momentum > 0)
     label_smoothing: float = 0.0  # share of the target mass spread over all classes; 0 = paper
+    # The backbone's lr as a share of the head's (fc): < 1 moves pretrained layers less than a
+    # new classifier (fine-tuning); 1 = one rate for all, as in the paper.
+    backbone_lr_scale: float = 1.0
+    # No weight decay on BN scales/shifts and biases (timm's and torchvision's recipes); False =
+    # decay on every parameter, as in the paper.
+    no_decay_norm: bool = False
+    # torch's SGD kernels: "loop" (one parameter at a time), "foreach" (grouped tensor ops),
+    # "fused" (one kernel), or "auto" (torch's default for the device). Same update, to rounding.
+    implementation: str = "auto"
 
 
 @dataclass
@@ -112,7 +142,7 @@ class RunConfig:
     device: str = "auto"  # "auto" (cuda if present, else cpu) | "cpu" | "cuda" | "cuda:N" | "mps"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (loss scaling) | "auto" (bf16 if native)
     channels_last: bool = False  # NHWC memory format for model and batches
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (its forward, and its backward by AOTAutograd)
     deterministic: bool = False  # deterministic algorithms: bit-identical reruns and resumes
     sync_bn: bool = False  # distributed: batch statistics over the global batch
     eval_every: int = 0  # iterations between evaluations; 0 = at the end of every epoch
@@ -121,6 +151,13 @@ class RunConfig:
     keep_last: int = 3  # step-XXXXXXXX.pt files kept besides last.pt and best.pt
     grad_norms_every: int = 0  # iterations between gradient-norm records; 0 = off
     eval_train_at_end: bool = True  # measure the final train error on the un-augmented train set
+    # Weight EMA: after every step ema = d * ema + (1 - d) * weights, with d = min(ema_decay,
+    # (1 + t) / (10 + t)) at update t; BN running statistics averaged alike. Evaluations,
+    # best.pt and `resnetlab eval` then use the EMA weights. 0 = off.
+    ema_decay: float = 0.0
+    # Test-time augmentation of every evaluation: "flip" scores each image by the softmax
+    # averaged over it and its mirror image (as `resnetlab eval --tta flip`); null = none.
+    eval_tta: str | None = None
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     preset: str | None = None  # the named preset this config started from (see PRESETS)
 
@@ -176,6 +213,9 @@ def load_config(
     for source, layer in layers:
         merge(merged, layer, source, field_hints())
     merged["preset"] = preset
+    weights = merged["model"]["weights"]
+    if isinstance(weights, str):  # the model another program's weights need (.th: split pads)
+        merged["model"]["overrides"] = implied_overrides(weights) | merged["model"]["overrides"]
     return config_from_dict(merged)
 
 
@@ -212,15 +252,20 @@ RULES = [
      lambda v: v is None or v >= 1),
     (("eval_every", "checkpoint_every", "keep_last", "grad_norms_every", "data.workers",
       "schedule.warmup_iterations", "optim.weight_decay", "schedule.warmup_lr",
-      "schedule.final_lr"), "at least 0", lambda v: v >= 0),
+      "schedule.final_lr", "optim.backbone_lr_scale"), "at least 0", lambda v: v >= 0),
     (("optim.lr", "schedule.gamma"), "positive", lambda v: v > 0),
     (("data.val_fraction", "data.test_fraction", "optim.momentum", "optim.label_smoothing",
-      "schedule.warmup_fraction"), "in [0, 1)", lambda v: 0 <= v < 1),
+      "schedule.warmup_fraction", "ema_decay"), "in [0, 1)", lambda v: 0 <= v < 1),
+    (("data.train_fraction",), "in (0, 1]", lambda v: 0 < v <= 1),
+    (("data.mixup_alpha", "data.cutmix_alpha"), "at least 0", lambda v: v >= 0),
+    (("data.train_sizes",), "image sides of at least 1", lambda v: all(x >= 1 for x in v)),
     (("schedule.warmup_until_train_error",), "in (0, 1] or null",
      lambda v: v is None or 0 < v <= 1),
     (("schedule.milestones",), "increasing positive iterations",
      lambda m: all(x >= 1 for x in m) and m == sorted(set(m))),
     (("seed",), "in [0, 2**32)", lambda v: 0 <= v < 2**32),  # numpy's seed range
+    (("model.freeze",), "part names (stem, layer1..layer4, stage2..stage5, backbone)",
+     lambda v: all(PART_PATTERN.fullmatch(p) for p in v)),
     (("device",), "auto, cpu, cuda, cuda:N or mps", lambda v: bool(DEVICE_PATTERN.match(v))),
 ]  # fmt: skip
 
@@ -235,6 +280,9 @@ def validate(cfg: RunConfig, source: str = "") -> None:
     where = f"{source}: " if source else ""
     check_choice(f"{where}schedule.kind", cfg.schedule.kind, SCHEDULES)
     check_choice(f"{where}precision", cfg.precision, PRECISIONS)
+    check_choice(f"{where}optim.implementation", cfg.optim.implementation, SGD_IMPLEMENTATIONS)
+    if cfg.eval_tta is not None:
+        check_choice(f"{where}eval_tta", cfg.eval_tta, EVAL_TTA)
     if cfg.preset is not None:
         check_choice(f"{where}preset", cfg.preset, sorted(PRESETS))
     for keys, rule, test in RULES:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from resnetlab.data.files import file_problem
 from resnetlab.errors import ConfigError
 
 LENGTH_KEYS = ("epochs", "iterations")
@@ -26,6 +27,8 @@ MAX_YAML_VALUES = 100_000
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file; a missing, unreadable or malformed file raises."""
+    if problem := file_problem(path, "config file"):  # a FIFO would block the read
+        raise ConfigError(problem)
     try:
         data = load_yaml(Path(path).read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
@@ -203,8 +206,10 @@ def _type_name(hint: Any) -> str:
     }
     if hint in names:
         return names[hint]
-    origin = typing.get_origin(hint)
-    return "a list of integers" if origin is list else "a mapping"
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return "a list of integers" if item is int else "a list of strings"
+    return "a mapping"
 
 
 def parse_set(item: str) -> dict[str, Any]:

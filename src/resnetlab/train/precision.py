@@ -18,17 +18,39 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """The ``torch.device`` for the config's ``device`` ("auto" = this rank's GPU, else the CPU).
 
     Raises:
-        ConfigError: a CUDA or MPS device was asked for and is not there.
+        ConfigError: a device this machine does not have (``check_device``).
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+    if name == "cuda":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else name
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device {name!r}: not a device name (cpu, cuda, cuda:N, mps)") from None
+    check_device(device, f"device {name!r}")
+    return device
+
+
+def check_device(device: torch.device, what: str) -> None:
+    """Raise ``ConfigError`` (``what``: the option and value, to start the message) unless
+    ``device`` is one resnetlab runs on and this machine has: the CPU, a CUDA device of this
+    machine, or MPS where it is available. torch knows more device types (``meta``, ``xpu``,
+    ...), on which a model either has no data or fails deep inside a library.
+    """
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for, but no CUDA device is available")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' asked for, but MPS is not available")
-    return torch.device(name)
+            raise ConfigError(f"{what} asked for, but no CUDA device is available")
+        count = torch.cuda.device_count()
+        if device.index is not None and not 0 <= device.index < count:
+            raise ConfigError(f"{what}: this machine has {count} CUDA device(s), 0..{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{what} asked for, but MPS is not available")
+    elif device.type != "cpu":
+        raise ConfigError(f"{what}: resnetlab runs on cpu, cuda, cuda:N or mps")
+    elif device.index not in (None, 0):
+        raise ConfigError(f"{what}: there is one CPU device, cpu (or cpu:0)")
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -1,4 +1,5 @@
-"""Named starting points for a run: the paper's two recipes and a fast one for a CPU.
+"""Named starting points for a run: the paper's two recipes, a fast one for a CPU, and one for
+fine-tuning pretrained weights on a small dataset.
 
 A preset is a partial config (nested like ``RunConfig``); the YAML file, ``--set`` and the flags
 go on top of it. ``preset_values`` adds what depends on the model: the ResNet-110 warm-up.
@@ -52,6 +53,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Short runs on a CPU: one-cycle lr (a short linear ramp up, a long linear ramp down), Nesterov
     # momentum, label smoothing 0.1, bf16 where the CPU has native bf16, channels-last. Measured
     # accuracy per minute is in RESULTS.md ("fast preset").
+    # Candidate to replace it once measured at full scale on a quiet machine (BENCHMARKS.md, "Time
+    # to accuracy"): the same with epochs 8, ema_decay 0.999 and eval_tta "flip", the recipe
+    # `r20-9min` of benchmarks/time_to_accuracy.py, aimed at 85% on cifar10-jpeg in 9 minutes.
     "fast": {
         "epochs": 15,
         "batch_size": 64,
@@ -70,6 +74,33 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "precision": "auto",
         "channels_last": True,
+        "log_every": 10,
+    },
+    # Fine-tuning pretrained weights (--weights) on a small dataset: hundreds to a few thousand
+    # images. The usual transfer recipe: SGD with momentum 0.9 at a tenth of the from-scratch
+    # rate (lr 0.01), because the weights start near a good solution; the backbone at a tenth
+    # of the head's rate again (discriminative rates, Howard & Ruder 2018, arXiv:1801.06146),
+    # because the new classifier starts from random and the pretrained layers need only small
+    # moves; a short linear warm-up (5%) so that the random head's first large gradients do not
+    # knock the backbone about, then cosine decay to 0; weight decay 1e-4 but none on BN and
+    # bias parameters (timm's filter_bias_and_bn, torchvision's --norm-weight-decay 0); batch
+    # 32, so that a few hundred images still give tens of steps per epoch; 20 epochs with
+    # crop + flip augmentation. With tens of images per class, add --freeze backbone (a linear
+    # probe on the pretrained features).
+    "finetune": {
+        "epochs": 20,
+        "batch_size": 32,
+        "optim": {
+            "lr": 0.01,
+            "momentum": 0.9,
+            "weight_decay": 1e-4,
+            "nesterov": False,
+            "label_smoothing": 0.0,
+            "backbone_lr_scale": 0.1,
+            "no_decay_norm": True,
+        },
+        "schedule": {"kind": "cosine", "warmup_fraction": 0.05, "warmup_lr": 0.0, "final_lr": 0.0},
+        "data": {"augment": True},
         "log_every": 10,
     },
 }

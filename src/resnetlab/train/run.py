@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ from resnetlab.data import (
     make_loader,
     train_val_split,
 )
+from resnetlab.data.registry import get_entry
 from resnetlab.errors import ConfigError
 from resnetlab.models import build_model, check_input_size
+from resnetlab.outputs import check_output, check_output_dir
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
     FORMAT,
@@ -36,9 +40,11 @@ from resnetlab.train.checkpoint import (
 )
 from resnetlab.train.config import RunConfig, config_to_yaml
 from resnetlab.train.distributed import World, unwrap
+from resnetlab.train.ema import WeightEMA
+from resnetlab.train.finetune import freeze
 from resnetlab.train.meter import IntervalMeter
 from resnetlab.train.metrics import RunLog, truncate_records
-from resnetlab.train.optim import make_optimizer
+from resnetlab.train.optim import make_optimizer, param_groups
 from resnetlab.train.precision import (
     make_scaler,
     resolve_device,
@@ -48,8 +54,11 @@ from resnetlab.train.precision import (
 from resnetlab.train.schedule import LRSchedule
 from resnetlab.train.weights import load_state, load_weights
 
+log = logging.getLogger(__name__)
 VAL_SPLIT_SEED = 0  # the validation images are the same for every run seed, so runs compare
+SUBSET_SEED = 1  # data.train_fraction's subset, likewise the same for every run seed
 RUN_FILES = ("metrics.jsonl", "metrics.csv", "grad_norms.jsonl", "summary.json")
+OWN_FILES = ("config.yaml", *RUN_FILES)  # every file a run writes beside checkpoints/ and .lock
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Run:
     eval_loaders: dict[str, Any]  # {"val": ..., "test": ...}, un-augmented, every sample once
     train_eval_loader: Any  # the train split, un-augmented, for the final train error
     total: int  # iterations in the whole run
+    ema: WeightEMA | None = None  # the weights' moving average (ema_decay > 0), evaluated instead
     log: RunLog = field(repr=False, default=None)
     meter: IntervalMeter = field(default_factory=IntervalMeter)
     iteration: int = 0
@@ -121,15 +131,21 @@ def build_run(cfg: RunConfig, out: Path | None, world: World, resume: bool = Fal
     loader = _loaders(cfg, train_ds, eval_sets, device, world)
     model = build_model(cfg.model.name, len(info.classes), info.channels, cfg.model.overrides)
     if cfg.model.weights is not None:  # a resumed run overwrites them with its checkpoint's
-        load_weights(model, cfg.model.weights)
+        # Fine-tuning on other classes: the file's classifier cannot serve, a fresh one does.
+        say = log.info if world.main else None
+        load_weights(model, cfg.model.weights, new_head=True, say=say)
+    freeze(model, cfg.model.freeze)  # before the optimizer and DDP see the parameters
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    ema = WeightEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     model = distributed.wrap(model, world, device, cfg.sync_bn)
     if cfg.compile:
         model = torch.compile(model)
-    optimizer = make_optimizer(cfg.optim, model.parameters())
+    optimizer = make_optimizer(cfg.optim, param_groups(unwrap(model), cfg.optim))
     total = cfg.iterations or cfg.epochs * len(loader["train"])
+    if cfg.data.train_sizes:
+        _schedule_sizes(loader["train"], cfg.data.train_sizes, -(-total // len(loader["train"])))
     precision = resolve_precision(cfg.precision, device)
     run = Run(
         cfg,
@@ -146,6 +162,7 @@ def build_run(cfg: RunConfig, out: Path | None, world: World, resume: bool = Fal
         loader["eval"],
         loader["train_eval"],
         total,
+        ema,
     )
     if out is None:
         run.log = RunLog(Path(), total, 0, enabled=False)
@@ -183,6 +200,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
             "optimizer": run.optimizer.state_dict(),
             "schedule": run.schedule.state_dict(),
             "scaler": run.scaler.state_dict(),
+            **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
         },
         "progress": {
             "iteration": run.iteration,
@@ -219,10 +237,26 @@ def write_summary(run: Run, summary: dict[str, Any]) -> None:
         write_text(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
+def check_run_folder(out: str | Path, cfg: RunConfig, inputs: Sequence[Any]) -> Path:
+    """Refuse a run folder that is a file, lies in a run's ``checkpoints/`` or in the dataset's
+    folder, or whose files would replace one of ``inputs`` (``resnetlab.outputs``)."""
+    reads_files = cfg.data.root is not None and get_entry(cfg.data.name).folder != ""
+    out = check_output_dir(out, folders=[cfg.data.root if reads_files else None], option="--out")
+    for name in OWN_FILES:
+        check_output(out / name, inputs, option="--out")
+    return out
+
+
 def _prepare_folder(run: Run, resume: bool) -> None:
-    """Start a fresh run folder, or continue from its last checkpoint."""
+    """Start a fresh run folder, or continue from its last checkpoint.
+
+    A fresh run refuses a folder holding any file of a run (a run killed before its first
+    checkpoint continues with ``--resume``), so that it replaces nothing a failed start would
+    have to restore.
+    """
     last = run.checkpoints / "last.pt"
-    if not resume and (last.exists() or (run.out / "metrics.jsonl").exists()):
+    held = any((run.out / name).exists() for name in (*OWN_FILES, "checkpoints"))
+    if not resume and held:
         raise ConfigError(
             f"{run.out} already holds a run: continue it with --resume {run.out}, "
             f"or give another --out"
@@ -251,6 +285,10 @@ def _restore(run: Run, ckpt: dict[str, Any], source: str) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load_state_dict(state["schedule"])
     run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None and "ema" in state:
+        run.ema.load_state_dict(state["ema"])
+    elif run.ema is not None:  # EMA turned on for the rest of a run: it starts from here
+        run.ema = WeightEMA(unwrap(run.model), run.ema.decay)
     run.iteration, run.epoch, run.batch = (progress[k] for k in ("iteration", "epoch", "batch"))
     run.wall_before, run.train_s = progress["wall_s"], progress["train_s"]
     run.images, run.best, run.last_eval = progress["images"], ckpt["best"], ckpt["last_eval"]
@@ -283,6 +321,10 @@ def _datasets(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
                 f"(give it a separate val/ folder and evaluate with `resnetlab eval`)"
             )
         train, sets["val"] = train_val_split(train, d.val_fraction, VAL_SPLIT_SEED)
+    if d.train_fraction < 1:
+        if not isinstance(train, ArrayDataset):
+            raise ConfigError(f"data.train_fraction applies to in-memory datasets, not {d.name!r}")
+        _, train = train_val_split(train, d.train_fraction, SUBSET_SEED)  # the drawn share
     sets["test"] = load_dataset(d.name, "test", **kwargs)
     return train, sets
 
@@ -310,3 +352,10 @@ def _loaders(cfg, train_ds, eval_sets, device, world) -> dict[str, Any]:
         },
         "train_eval": make_loader(train_ds, per_rank, train=False, **common),
     }
+
+
+def _schedule_sizes(loader: Any, sizes: list[int], epochs: int) -> None:
+    """Progressive resizing: ``len(sizes)`` equal parts of the run's epochs, one side each."""
+    if not hasattr(loader, "sizes"):
+        raise ConfigError("data.train_sizes applies to in-memory datasets (the device loader)")
+    loader.sizes = [(i * epochs // len(sizes), side) for i, side in enumerate(sizes)]
