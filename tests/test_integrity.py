@@ -147,6 +147,20 @@ BAD_VALUES = {
 }
 
 
+BAD_VALUE_READERS = 3  # model_from_checkpoint, load_weights, resnetlab export
+NORMALISATION_CASES = [
+    ("std", [0.0], r"data\.std must be finite and above 0; got \[0\.0\]"),
+    ("std", [float("inf")], r"data\.std must be finite and above 0"),
+    ("mean", [float("nan")], r"data\.mean must be finite; got \[nan\]"),
+    ("classes", ["0", "1"], "2 class names for a model of 10 outputs"),
+]
+# RELIABILITY.md: a checkpoint flipped in its tensor data and in its middle, one without its
+# digest, a .pt and a .safetensors weight file flipped, a resume past two damaged checkpoints
+# and one with all damaged.
+DAMAGE_CASES = 7
+VALUE_CASES = len(BAD_VALUES) * BAD_VALUE_READERS + len(NORMALISATION_CASES)
+
+
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
 def test_a_state_with_values_a_model_cannot_take_is_refused(tmp_path, case, capsys):
     key, change, message = BAD_VALUES[case]
@@ -173,15 +187,7 @@ def test_check_state_values_accepts_what_a_model_holds():
     check_state_values(model.state_dict(), half, "x")  # another floating dtype is converted
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("std", [0.0], r"data\.std must be finite and above 0; got \[0\.0\]"),
-        ("std", [float("inf")], r"data\.std must be finite and above 0"),
-        ("mean", [float("nan")], r"data\.mean must be finite; got \[nan\]"),
-        ("classes", ["0", "1"], "2 class names for a model of 10 outputs"),
-    ],
-)
+@pytest.mark.parametrize(("field", "value", "message"), NORMALISATION_CASES)
 def test_bad_normalisation_and_class_lists_are_refused_at_load(tmp_path, field, value, message):
     ckpt = tiny_checkpoint()
     ckpt["data"][field] = value

@@ -17,7 +17,9 @@ import test_fuzz_cli as fuzz_cli
 import test_fuzz_config as fuzz_config
 import test_fuzz_data as fuzz_data
 import test_fuzz_images as fuzz_images
+import test_integrity as integrity
 import test_reliability_cleanup as cleanup
+import test_reliability_config as config_values
 import test_reliability_diskfull as diskfull
 import test_reliability_distributed as distributed
 import test_reliability_formats as formats
@@ -70,6 +72,9 @@ EXPECTED = {
     + fuzz_cli.FUZZ_CLI_FILES
     + fuzz_cli.FUZZ_CLI_ARGV_SLOW
     + fuzz_cli.FUZZ_CLI_FILES_SLOW,
+    "I23": integrity.DAMAGE_CASES,
+    "I24": integrity.VALUE_CASES,
+    "I25": config_values.CASES,
 }
 
 
