@@ -127,7 +127,7 @@ def test_sentences_flip_or_level_with_the_numbers():
     assert "plain56 are less correlated" in pair(_m(56, False, [0.1]), _m(56, True, [0.9])).text
     assert "plain56 are more correlated" in pair(_m(56, False, [0.9]), _m(56, True, [0.1])).text
     assert (
-        "about as (within the seeds' spread)"
+        "about as (within the seeds' spread) correlated between neighbouring inputs as"
         in pair(_m(56, False, [0.4, 0.8]), _m(56, True, [0.7])).text
     )
     falls = depth_trend(_m(8, False, [0.9]), _m(110, False, [0.1]))

@@ -74,6 +74,11 @@ def choose(direction: int, above: str, below: str, level: str) -> str:
     return {1: above, -1: below, 0: level}[direction]
 
 
+def than(direction: int) -> str:
+    """What follows a comparative of ``choose``: "more ... than", but "about as ... as"."""
+    return "as" if direction == 0 else "than"
+
+
 @dataclass(frozen=True)
 class Finding:
     """A sentence of a report and the numbers it rests on.

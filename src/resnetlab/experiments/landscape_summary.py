@@ -17,7 +17,7 @@ import numpy as np
 
 from resnetlab.analysis.curvature import centre_index, nonconvex_share
 from resnetlab.analysis.landscape import Landscape
-from resnetlab.experiments.findings import Finding, Spread, choose, compare, spread
+from resnetlab.experiments.findings import Finding, Spread, choose, compare, spread, than
 from resnetlab.experiments.nets import Net
 
 
@@ -119,7 +119,7 @@ def convexity(plain: LandscapeModel, res: LandscapeModel) -> Finding:
     word = choose(way, "less", "more", "about as (within the seeds' spread)")
     what = "surface" if plain.dims == 2 else "curve"
     return Finding(
-        f"The loss {what} of {plain.label} is {word} convex than that of {res.label}: "
+        f"The loss {what} of {plain.label} is {word} convex {than(way)} that of {res.label}: "
         f"{plain.nonconvex.text(1, 100, '%')} of its interior grid points are non-convex vs "
         f"{res.nonconvex.text(1, 100, '%')}.",
         {

@@ -20,7 +20,7 @@ import numpy as np
 
 from resnetlab.analysis.lesion import LesionStudy
 from resnetlab.analysis.paths import PathGradients
-from resnetlab.experiments.findings import Finding, Spread, choose, compare, spread
+from resnetlab.experiments.findings import Finding, Spread, choose, compare, spread, than
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def short_paths(m: LesionModel) -> Finding:
     way = compare(m.gradient_length, typical)
     word = choose(way, "longer", "shorter", "about as long (within the seeds' spread)")
     return Finding(
-        f"The gradient of {m.label} comes from paths {word} than the typical path: the "
+        f"The gradient of {m.label} comes from paths {word} {than(way)} the typical path: the "
         f"gradient-weighted mean path length is {m.gradient_length.text(1)} blocks, the mean "
         f"length of all its paths {m.paths_mean_length:g} (binomial, {len(m.blocks)} blocks).",
         {

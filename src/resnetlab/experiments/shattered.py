@@ -37,7 +37,7 @@ from resnetlab.experiments.at_init import (
     init_data,
     init_parts,
 )
-from resnetlab.experiments.findings import Finding, Spread, capital, choose, compare, spread
+from resnetlab.experiments.findings import Finding, Spread, capital, choose, compare, spread, than
 from resnetlab.experiments.outputs import figure_part, findings_part, markdown_table, write_outputs
 from resnetlab.experiments.parts import run_parts
 from resnetlab.experiments.runner import Recipe, cifar_depths
@@ -159,7 +159,7 @@ def pair(plain: ShatteredModel, res: ShatteredModel) -> Finding:
     word = choose(way, "more", "less", "about as (within the seeds' spread)")
     return Finding(
         f"At depth {plain.depth} {NORM_WORDS[plain.norm]}, the input gradients of "
-        f"{plain.label} are {word} correlated between neighbouring inputs than those of "
+        f"{plain.label} are {word} correlated between neighbouring inputs {than(way)} those of "
         f"{res.label}: lag-1 autocorrelation {plain.lag1.text(3)} vs {res.lag1.text(3)}.",
         {"plain_lag1": plain.lag1.mean, "resnet_lag1": res.lag1.mean, "direction": way},
         f"pair:{plain.depth}:{plain.norm}",
@@ -190,7 +190,7 @@ def steeper(shallow: tuple, deep: tuple) -> Finding:
     word = choose(way, "more", "less", "about as much (within the seeds' spread)")
     return Finding(
         f"From depth {plain_s.depth} to {plain_d.depth} {NORM_WORDS[plain_s.norm]}, the lag-1 "
-        f"autocorrelation falls {word} for the plain nets than for the ResNets: by "
+        f"autocorrelation falls {word} for the plain nets {than(way)} for the ResNets: by "
         f"{plain_drop.text(3)} vs {res_drop.text(3)}.",
         {"plain_drop": plain_drop.mean, "resnet_drop": res_drop.mean, "direction": way},
         f"steeper:{plain_s.norm}",

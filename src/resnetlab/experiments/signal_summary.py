@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from resnetlab.analysis.figures import family_name
 from resnetlab.analysis.signal import SignalProfile
 from resnetlab.experiments.at_init import NORM_WORDS
-from resnetlab.experiments.findings import Finding, Spread, capital, choose, compare, spread
+from resnetlab.experiments.findings import Finding, Spread, capital, choose, compare, spread, than
 
 FACTOR = 10.0  # a signal that changes by more than this across a net grows or shrinks
 THEORY_TOLERANCE = 0.2  # a measured/predicted second moment within 1 +- this "matches" 2015b
@@ -208,8 +208,8 @@ def flatter(plain: SignalModel, res: SignalModel) -> Finding:
     word = choose(way, "more", "less", "about as much (within the seeds' spread)")
     return Finding(
         f"{capital(NORM_WORDS[res.norm])}, the weight-gradient norm of {res.label} changes "
-        f"{word} per layer than that of {plain.label}: |slope| {a.text(4)} vs {b.text(4)} per "
-        "conv.",
+        f"{word} per layer {than(way)} that of {plain.label}: |slope| {a.text(4)} vs "
+        f"{b.text(4)} per conv.",
         {"resnet_abs_slope": a.mean, "plain_abs_slope": b.mean, "direction": way},
         f"flatter:{plain.depth}:{res.norm}",
     )
