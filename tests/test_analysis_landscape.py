@@ -172,8 +172,12 @@ def test_jobs_split_the_grid_between_processes(tmp_path):
     assert together.computed == 36 and len(list((tmp_path / "chunks").glob("*.json"))) == 3
 
 
+# The net is trained in the child as here, on as many threads (a conv's sums on another thread
+# count round differently, so the weights, and the grid's fingerprint, would differ).
 _KILLED_RUN = """
 import numpy as np
+import torch
+torch.set_num_threads({threads})
 from analysis_support import batches, trained
 from resnetlab.analysis.landscape import loss_landscape
 grid = np.linspace(-1, 1, 16)
@@ -185,7 +189,11 @@ loss_landscape(trained(8), batches(64), grid, grid, jobs=2, out_dir={out!r})
 def test_a_sigkilled_pool_resumes_from_the_points_on_disk(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_RUN.format(out=str(tmp_path))],
+        [
+            sys.executable,
+            "-c",
+            _KILLED_RUN.format(out=str(tmp_path), threads=torch.get_num_threads()),
+        ],
         env=env,
         start_new_session=True,  # its own process group: the kill reaches the workers too
     )

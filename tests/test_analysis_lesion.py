@@ -11,6 +11,7 @@ import torch
 from analysis_support import batches, toy_data, trained
 from resnetlab.analysis.lesion import (
     DeletedBlock,
+    LesionStudy,
     error_rate,
     lesion_study,
     lesioned,
@@ -21,6 +22,7 @@ from resnetlab.analysis.lesion import (
 )
 from resnetlab.analysis.netinfo import residual_blocks
 from resnetlab.analysis.paths import (
+    PathGradients,
     RoutedBlock,
     path_gradients,
     path_input_gradient,
@@ -170,6 +172,8 @@ def test_lesion_study_of_a_plain_twin_and_a_resnet(tmp_path):
         again = single_deletions(trained(14, residual=s.residual), data)
         assert np.array_equal(again, s.single_error)
         json.dumps(s.to_dict(), allow_nan=False)
+        back = LesionStudy.from_dict(json.loads(json.dumps(s.to_dict())))
+        assert back.to_dict() == s.to_dict() and back.deletion_errors == s.deletion_errors
     single = plot_single_deletions(studies, tmp_path / "single")
     rand = plot_random_lesions(studies, tmp_path / "random")
     for files in (single, rand):
@@ -242,5 +246,8 @@ def test_path_gradients_measure_every_length_and_repeat_for_a_seed(tmp_path):
     assert np.array_equal(again.mean_norm, paths.mean_norm)
     short = path_gradients(model, images, labels, samples=2, lengths=[0, 6])
     assert np.isnan(short.mean_norm[1]) and short.to_dict()["mean_norm"][1] is None
+    back = PathGradients.from_dict(json.loads(json.dumps(short.to_dict())))
+    assert back.to_dict() == short.to_dict() and np.isnan(back.mean_norm[1])
+    np.testing.assert_array_equal(back.total(), short.total())
     files = plot_path_view([paths], tmp_path / "paths")
     assert files.png.read_bytes().startswith(PNG_MAGIC) and "binomial" in files.alt

@@ -10,7 +10,13 @@ import pytest
 from resnetlab import DataError
 from resnetlab.analysis.curves import load_curves, mean_curves
 from resnetlab.analysis.gradients import first_to_last_ratio, load_grad_norms, pick_iterations
-from resnetlab.analysis.records import json_numbers, read_json, read_jsonl, write_json
+from resnetlab.analysis.records import (
+    from_json_numbers,
+    json_numbers,
+    read_json,
+    read_jsonl,
+    write_json,
+)
 from resnetlab.atomic import write_bytes
 
 
@@ -123,3 +129,14 @@ def test_json_numbers_turns_nan_and_infinities_into_null():
     assert json_numbers(np.float32(0.25)) == 0.25 and json_numbers(-np.inf) is None
     text = json.dumps(json_numbers(values), allow_nan=False)
     assert json.loads(text) == [[1.5, None], [None, -2.0]]
+
+
+def test_from_json_numbers_reads_null_back_as_nan():
+    back = from_json_numbers([[1.5, None], [None, -2.0]])
+    assert back.dtype == np.float64 and back.shape == (2, 2)
+    assert np.array_equal(np.isnan(back), [[False, True], [True, False]])
+    assert back[0, 0] == 1.5 and back[1, 1] == -2.0
+    assert np.isnan(from_json_numbers(None)) and from_json_numbers(3) == 3.0
+    values = np.array([0.1, np.nan, 1e-300])
+    again = from_json_numbers(json.loads(json.dumps(json_numbers(values))))
+    assert np.array_equal(again, values, equal_nan=True)  # floats survive JSON exactly

@@ -10,6 +10,7 @@ from torch import nn
 
 from resnetlab.analysis.plots_shattered import plot_lag1, plot_shattered
 from resnetlab.analysis.shattered import (
+    ShatteredGradients,
     gradient_autocorrelation,
     input_line,
     line_gradients,
@@ -107,6 +108,10 @@ def test_study_is_deterministic_for_a_seed_and_leaves_nets_alone():
     assert not np.array_equal(first[0].along_line, other[0].along_line)
     assert len(first[0].autocorrelation) == 5  # lags 0..points/4
     json.dumps([r.to_dict() for r in first], allow_nan=False)
+    for r in first:  # read back from its JSON, the same record
+        back = ShatteredGradients.from_dict(json.loads(json.dumps(r.to_dict())))
+        assert back.to_dict() == r.to_dict() and back.lag1 == r.lag1
+        assert np.array_equal(back.along_line, r.along_line)
 
 
 def test_calibration_sets_bn_statistics_only_for_the_measurement():

@@ -13,6 +13,8 @@ from torch import nn
 from resnetlab.analysis.netinfo import seeded
 from resnetlab.analysis.plots_signal import plot_signal_profiles, plot_signal_slopes
 from resnetlab.analysis.signal import (
+    LogLinearFit,
+    SignalProfile,
     fit_log_linear,
     he_prediction,
     signal_profile,
@@ -154,3 +156,16 @@ def test_figures_are_written_with_alt_text(tmp_path):
         assert "plain" in files.alt and "ResNets (dashed, squares)" in files.alt
     text = (tmp_path / "profiles.svg").read_text()
     assert "without BN" in text and "#fdae6b" in text and "#9ecae1" in text  # depth-8 colours
+
+
+def test_profiles_read_back_from_their_json_are_the_same():
+    images, labels = _batch(8, 8)
+    for profile in signal_study(images, labels, depths=(8,), norms=("bn", "none")):
+        record = json.loads(json.dumps(profile.to_dict(), allow_nan=False))
+        back = SignalProfile.from_dict(record)
+        assert back.to_dict() == profile.to_dict()
+        assert np.array_equal(back.grad_norm, profile.grad_norm)
+        assert back.main_path == profile.main_path and back.points == profile.points
+        assert (back.predicted_rms is None) == (profile.predicted_rms is None)
+    undefined = LogLinearFit.from_dict(fit_log_linear([0.0, 1.0]).to_dict())
+    assert math.isnan(undefined.slope) and undefined.points == 1

@@ -65,6 +65,17 @@ BASE = {
     "experiment lesson": ["--depths", "8", "14", "--shallow", "8", "--deep", "14", "--data",
                           "digits", "--iterations", "1", "--identity-iterations", "1",
                           "--image-size", "8", "--out", "{out}/exp"],
+    "experiment signal": ["--depths", "8", "--norms", "bn", "--batch-size", "8",
+                          "--image-size", "8", "--out", "{out}/exp"],
+    "experiment shattered": ["--depths", "8", "--points", "8", "--batch-size", "8",
+                             "--image-size", "8", "--out", "{out}/exp"],
+    "experiment lesion": ["--depths", "8", "--data", "digits", "--iterations", "1",
+                          "--image-size", "8", "--batch-size", "8", "--test-images", "16",
+                          "--draws", "1", "--path-samples", "1", "--path-images", "4",
+                          "--out", "{out}/exp"],
+    "experiment landscape": ["--depths", "8", "--data", "digits", "--iterations", "1",
+                             "--image-size", "8", "--batch-size", "8", "--grid", "3",
+                             "--subset", "8", "--out", "{out}/exp"],
 }  # fmt: skip
 
 # Wrong values of options argparse cannot judge, by the option's dest (the same meaning in every
@@ -90,6 +101,7 @@ BAD_VALUES = {
     "variants": ["no_such_variant"],
     "options": ["Z"],
     "beyond": [GARBAGE],  # a file where a folder belongs (a missing folder is named as not run)
+    "norms": ["ln"],
     ("bench train", "data"): ["no_such_data"],
     ("eval", "model"): ["resnet20"],  # the checkpoint holds cifar_resnet
     ("predict", "model"): ["resnet20"],

@@ -159,6 +159,24 @@ def test_command_line_round_trips():
 
 
 @pytest.mark.parametrize(
+    ("argv", "shown", "absent"),
+    [
+        (["lesion", "--draws", "2"], "--depths 20 56 --draws 2 --data digits", "--runs"),
+        (["landscape", "--runs", "a b", "c"], "--runs 'a b' c", "None"),
+        (["signal", "--depths", "8"], "--depths 8 --norms bn none --data digits", "--points"),
+    ],
+)
+def test_the_command_of_an_analysis_round_trips_and_names_no_unset_option(argv, shown, absent):
+    args = build_parser().parse_args(["experiment", *argv])
+    command = command_line(args)
+    assert shown in command and absent not in command, command
+    again = build_parser().parse_args(shlex.split(command)[1:])
+    assert {k: v for k, v in vars(again).items() if k != "experiment_parser"} == {
+        k: v for k, v in vars(args).items() if k != "experiment_parser"
+    }
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--depths", "9"], "--depths: 9 is not 6n+2"),

@@ -47,7 +47,7 @@ from resnetlab.analysis.netinfo import (
     replaced,
     residual_blocks,
 )
-from resnetlab.analysis.records import json_numbers
+from resnetlab.analysis.records import from_json_numbers, json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.nn.blocks import _ResidualBlock
 from resnetlab.nn.shortcuts import ZeroPadShortcut
@@ -174,6 +174,22 @@ class LesionStudy:
             "images": self.images,
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> LesionStudy:
+        """The study ``to_dict`` wrote (``None`` read back as NaN, keys back to integers)."""
+        return cls(
+            label=record["label"],
+            residual=bool(record["residual"]),
+            blocks=tuple(record["blocks"]),
+            changes_shape=tuple(bool(c) for c in record["changes_shape"]),
+            baseline_error=float(record["baseline_error"]),
+            single_error=from_json_numbers(record["single_error"]),
+            deletion_errors={int(k): list(v) for k, v in record["deletion_errors"].items()},
+            swap_errors={int(k): list(v) for k, v in record["swap_errors"].items()},
+            images=int(record["images"]),
+            seed=int(record["seed"]),
+        )
 
 
 def single_deletions(model: nn.Module, batches: Batches) -> np.ndarray:

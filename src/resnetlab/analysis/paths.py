@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.analysis.netinfo import describe, preserved, replaced, residual_blocks
-from resnetlab.analysis.records import json_numbers
+from resnetlab.analysis.records import from_json_numbers, json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.nn.blocks import _ResidualBlock
 
@@ -122,6 +122,19 @@ class PathGradients:
             "full_norm": json_numbers(self.full_norm),
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> PathGradients:
+        """The record ``to_dict`` wrote (``None`` read back as NaN)."""
+        return cls(
+            label=record["label"],
+            counts=np.array(record["counts"], dtype=np.float64),
+            mean_norm=from_json_numbers(record["mean_norm"]),
+            std_norm=from_json_numbers(record["std_norm"]),
+            samples=np.array(record["samples"], dtype=int),
+            full_norm=from_json_numbers(record["full_norm"]),
+            seed=int(record["seed"]),
+        )
 
 
 def path_input_gradient(

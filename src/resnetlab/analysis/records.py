@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from resnetlab.atomic import write_text
 from resnetlab.errors import DataError
 
@@ -65,3 +67,13 @@ def json_numbers(values: Any) -> Any:
         return [json_numbers(v) for v in values]
     value = float(values)
     return value if math.isfinite(value) else None
+
+
+def from_json_numbers(values: Any) -> Any:
+    """The inverse of ``json_numbers``: a number (``None`` as NaN) as a float, nested lists as a
+    float64 array."""
+    if values is None:
+        return math.nan
+    if isinstance(values, (list, tuple)):
+        return np.array(values, dtype=np.float64)  # None becomes NaN
+    return float(values)

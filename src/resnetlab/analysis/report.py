@@ -148,3 +148,18 @@ def write_report(path: str | Path, title: str, parts: Sequence[str]) -> Path:
         f"<body><h1>{esc(title)}</h1>{''.join(parts)}</body></html>\n"
     )
     return write_text(path, page)
+
+
+def figure_alt(png: str | Path, alt: str, caption: str) -> str:
+    """A PNG embedded as a data URI with its own alt text (what the figure shows, for a reader
+    who cannot see it) and a caption (what to look for)."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def bullets(items: Sequence[str]) -> str:
+    """A list of plain-text items."""
+    return "<ul>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from resnetlab.analysis.netinfo import describe, preserved, seeded
-from resnetlab.analysis.records import json_numbers
+from resnetlab.analysis.records import from_json_numbers, json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.models.resnet import cifar_resnet
 
@@ -89,6 +89,21 @@ class ShatteredGradients:
             "along_line": json_numbers(self.along_line),
             "autocorrelation": json_numbers(self.autocorrelation),
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ShatteredGradients:
+        """The record ``to_dict`` wrote (``None`` read back as NaN)."""
+        depth = record["depth"]
+        return cls(
+            label=record["label"],
+            depth=None if depth is None else int(depth),
+            residual=record["residual"],
+            norm=record["norm"],
+            output=record["output"],
+            t=from_json_numbers(record["t"]),
+            along_line=from_json_numbers(record["along_line"]),
+            autocorrelation=from_json_numbers(record["autocorrelation"]),
+        )
 
 
 def input_line(

@@ -47,7 +47,7 @@ from resnetlab.analysis.netinfo import (
     residual_blocks,
     seeded,
 )
-from resnetlab.analysis.records import json_numbers
+from resnetlab.analysis.records import from_json_numbers, json_numbers
 from resnetlab.errors import ConfigError
 from resnetlab.models.resnet import cifar_resnet
 
@@ -85,6 +85,16 @@ class LogLinearFit:
             "r2": json_numbers(self.r2),
             "points": self.points,
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> LogLinearFit:
+        """The fit ``to_dict`` wrote (``None`` read back as NaN)."""
+        return cls(
+            slope=from_json_numbers(record["slope"]),
+            intercept=from_json_numbers(record["intercept"]),
+            r2=from_json_numbers(record["r2"]),
+            points=int(record["points"]),
+        )
 
 
 def fit_log_linear(values: Sequence[float]) -> LogLinearFit:
@@ -166,6 +176,27 @@ class SignalProfile:
             "grad_fit": self.grad_fit.to_dict(),
             "loss": json_numbers(self.loss),
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> SignalProfile:
+        """The profile ``to_dict`` wrote (``None`` read back as NaN)."""
+        predicted = record["predicted_rms"]
+        return cls(
+            label=record["label"],
+            depth=int(record["depth"]),
+            residual=bool(record["residual"]),
+            norm=record["norm"],
+            points=tuple(record["points"]),
+            activation_std=from_json_numbers(record["activation_std"]),
+            activation_rms=from_json_numbers(record["activation_rms"]),
+            predicted_rms=None if predicted is None else from_json_numbers(predicted),
+            grad_layers=tuple(record["grad_layers"]),
+            grad_norm=from_json_numbers(record["grad_norm"]),
+            main_path=tuple(int(i) for i in record["main_path"]),
+            activation_fit=LogLinearFit.from_dict(record["activation_fit"]),
+            grad_fit=LogLinearFit.from_dict(record["grad_fit"]),
+            loss=from_json_numbers(record["loss"]),
+        )
 
 
 def signal_profile(

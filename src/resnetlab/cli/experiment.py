@@ -12,6 +12,7 @@ import importlib
 import shlex
 from typing import Any
 
+from resnetlab.cli.analyses import ANALYSES, SHOWN, add_analysis_arguments, run_analysis
 from resnetlab.cli.options import add_recipe_arguments, config_flags
 from resnetlab.errors import ConfigError
 from resnetlab.experiments.runner import Recipe
@@ -44,11 +45,12 @@ EXPERIMENTS = {
         "digits",
         "why residual learning works: degradation, gradients, the block, the identity (make demo)",
     ),
+    **ANALYSES,
 }
 
 
 # Shown in the recorded command even at their defaults: they say what was trained on what.
-ALWAYS_SHOWN = ("depths", "depth", "options", "shallow", "deep", "data")
+ALWAYS_SHOWN = ("depths", "depth", "options", "shallow", "deep", "data", *SHOWN)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,13 +58,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experiment",
         help="run an experiment of the paper (degradation, ...) and write its report",
         description="Run an experiment: train its runs with one recipe (skipping finished ones), "
+        "or measure nets (signal, shattered at initialisation; lesion, landscape on trained nets), "
         "then write results.json, results.md, figures (PNG and SVG) and report.html to --out.",
     )
     experiments = p.add_subparsers(dest="experiment", metavar="NAME", parser_class=type(p))
     experiments.required = True
     for name, (_, data, help_text) in EXPERIMENTS.items():
         q = experiments.add_parser(name, help=help_text, description=help_text)
-        _add_model_arguments(q, name)
+        if name in ANALYSES:
+            add_analysis_arguments(q, name)
+        else:
+            _add_model_arguments(q, name)
         _add_recipe_arguments(q, name, data)
         q.set_defaults(func=run_experiment, experiment_parser=q)
 
@@ -163,8 +169,8 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest, None)
         if not action.option_strings or action.dest == "help":
             continue
-        if value == action.default and action.dest not in ALWAYS_SHOWN:
-            continue
+        if value is None or (value == action.default and action.dest not in ALWAYS_SHOWN):
+            continue  # None: an option not given and without a value ("--runs None" is no command)
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             words.append(flag)
@@ -187,7 +193,9 @@ def run_experiment(args: argparse.Namespace) -> int:
     seeds = seeds_from_args(args)
     common = {"jobs": args.jobs, "command": command_line(args)}
     name = args.experiment
-    if name == "degradation":
+    if name in ANALYSES:
+        run_analysis(args, module, recipe, seeds, common)
+    elif name == "degradation":
         module.run(args.depths, seeds, recipe, args.out, **common)
     elif name == "cifar-table":
         module.run(
@@ -213,6 +221,6 @@ def run_experiment(args: argparse.Namespace) -> int:
             beyond=args.beyond,
             **common,
         )
-    else:
+    elif name == "identity":
         module.run(args.shallow, args.deep, seeds, recipe, args.out, **common)
     return 0
