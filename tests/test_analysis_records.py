@@ -95,6 +95,9 @@ def test_grad_norms_matrix_is_layers_by_iterations(tmp_path):
     assert g.at(9).tolist() == [0.3, 0.6, 7.0]  # the nearest record
     # first conv / last conv (fc left out): 0.5 at both records
     assert first_to_last_ratio(g) == pytest.approx(0.5)
+    # per weight: 0.1 / sqrt(4) against 0.2 / sqrt(64) -> 0.05 / 0.025
+    counts = {"conv1.weight": 4, "layer1.0.conv1.weight": 64, "fc.weight": 10}
+    assert first_to_last_ratio(g, counts) == pytest.approx(2.0)
 
 
 def test_grad_norm_records_must_name_the_same_layers(tmp_path):

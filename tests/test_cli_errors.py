@@ -62,6 +62,9 @@ BASE = {
                              "--image-size", "8", "--out", "{out}/exp"],
     "experiment identity": ["--shallow", "8", "--deep", "14", "--data", "digits",
                             "--iterations", "1", "--image-size", "8", "--out", "{out}/exp"],
+    "experiment lesson": ["--depths", "8", "14", "--shallow", "8", "--deep", "14", "--data",
+                          "digits", "--iterations", "1", "--identity-iterations", "1",
+                          "--image-size", "8", "--out", "{out}/exp"],
     "experiment signal": ["--depths", "8", "--norms", "bn", "--batch-size", "8",
                           "--image-size", "8", "--out", "{out}/exp"],
     "experiment shattered": ["--depths", "8", "--points", "8", "--batch-size", "8",
@@ -97,6 +100,7 @@ BAD_VALUES = {
     "url": ["not-a-url"],
     "variants": ["no_such_variant"],
     "options": ["Z"],
+    "beyond": [GARBAGE],  # a file where a folder belongs (a missing folder is named as not run)
     "norms": ["ln"],
     ("bench train", "data"): ["no_such_data"],
     ("eval", "model"): ["resnet20"],  # the checkpoint holds cifar_resnet

@@ -17,10 +17,14 @@ import matplotlib
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from resnetlab.analysis.plots import PLAIN_COLOURS, RESNET_COLOURS, save_figure
+from resnetlab.analysis.plots import (
+    PLAIN_COLOURS,
+    PLAIN_STYLE,
+    RESNET_COLOURS,
+    RESNET_STYLE,
+    save_figure,
+)
 
-PLAIN_STYLE = {"ls": "-", "marker": "o"}
-RESNET_STYLE = {"ls": "--", "marker": "s"}
 DOWNSAMPLE_COLOUR = "#6a6a6a"  # grey marks for the blocks that change shape
 
 

@@ -7,6 +7,7 @@ layers (in network order, as the model lists its parameters) by recorded iterati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,22 @@ def pick_iterations(iterations: np.ndarray, count: int = 4) -> list[int]:
     return sorted(picked)
 
 
-def first_to_last_ratio(grads: GradNorms) -> float:
+def first_to_last_ratio(grads: GradNorms, weights: Mapping[str, int] | None = None) -> float:
     """How much the gradient shrinks on its way back: the median over the records of the first
     conv's gradient norm divided by the last conv's (the classifier left out). Below 1: the
-    gradient reaching the first layers is smaller than at the top."""
+    gradient reaching the first layers is smaller than at the top.
+
+    Args:
+        grads: the run's gradient norms.
+        weights: each layer's number of weights (``{"conv1.weight": 144, ...}``); given, each
+            norm is divided by the square root of its layer's count first, so the ratio is of
+            gradients per weight (an L2 norm grows as the square root of the weights it sums).
+    """
     convs = [i for i, name in enumerate(grads.layers) if not name.startswith("fc.")]
     if len(convs) < 2:
         raise DataError("first_to_last_ratio needs at least two conv layers")
     first, last = grads.norms[convs[0]], grads.norms[convs[-1]]
+    if weights is not None:
+        first = first / np.sqrt(weights[grads.layers[convs[0]]])
+        last = last / np.sqrt(weights[grads.layers[convs[-1]]])
     return float(np.median(first / np.maximum(last, np.finfo(np.float64).tiny)))

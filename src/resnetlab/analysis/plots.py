@@ -1,9 +1,15 @@
 """The experiments' figures, in one style: every model keeps its colour in every figure.
 
 Plain nets are drawn in warm colours and ResNets in cool ones, darker with depth, so that a
-reader tells ``plain56`` from ``resnet56`` and 20 layers from 56 at a glance. Each figure is saved
-as PNG (for the HTML report) and SVG (for print). Figures are built with matplotlib's object API
-(``Figure``, no pyplot): no display and no global backend state are involved.
+reader tells ``plain56`` from ``resnet56`` and 20 layers from 56 at a glance: orange against blue
+stays apart for the common colour-vision deficiencies (red-green and blue-yellow, tested with
+simulated vision in ``tests/test_analysis_plots.py``), and other labels take the Okabe-Ito
+palette (Okabe & Ito 2008), made for them. Colour is never the only cue: plain nets are solid
+lines with circles, ResNets dashed lines with squares, so lines that lie on each other stay
+apart. Each figure is saved as PNG (for the HTML report) and SVG (for print), and each has an
+alt-text function (``*_alt``) that says what it shows, with its numbers, for the report's
+``alt``. Figures are built with matplotlib's object API (``Figure``, no pyplot): no display and
+no global backend state are involved.
 """
 
 from __future__ import annotations
@@ -46,7 +52,13 @@ RESNET_COLOURS = {
     110: "#54278f",
     1202: "#3f007d",
 }
-OTHER_COLOURS = matplotlib.colormaps["tab10"].colors
+# Okabe-Ito without its yellow (too pale on white): vermillion, blue, bluish green, reddish
+# purple, orange, sky blue, black.
+OTHER_COLOURS = ("#d55e00", "#0072b2", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000")
+PLAIN_STYLE = {"ls": "-", "marker": "o"}
+RESNET_STYLE = {"ls": "--", "marker": "s"}
+OTHER_MARKERS = ("^", "D", "v", "P", "X")
+CURVE_MARKERS = ("o", "s", "^", "D", "v")  # the test-error lines of one panel, in order
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 130,
@@ -66,8 +78,9 @@ ITERATIONS_LABEL = "iterations (optimizer steps)"
 def model_colour(label: str) -> str | tuple:
     """The colour of a model in every figure.
 
-    ``plain<depth>`` and ``resnet<depth>`` (with any ``-suffix``) take the fixed palettes above;
-    any other label a colour of tab10 chosen by a hash of its name, the same in every run.
+    ``plain<depth>`` and ``resnet<depth>`` take the fixed palettes above; any other label
+    (``resnet20-B``) a colour of ``OTHER_COLOURS`` chosen by a hash of its name, the same in
+    every run.
     """
     match = re.fullmatch(r"(plain|resnet)(\d+)", label)
     if match:
@@ -76,6 +89,20 @@ def model_colour(label: str) -> str | tuple:
         if depth in palette:
             return palette[depth]
     return OTHER_COLOURS[zlib.crc32(label.encode()) % len(OTHER_COLOURS)]
+
+
+def line_style(label: str, points: int = 0) -> dict:
+    """Line style and marker of a model: plain solid with circles, ResNet dashed with squares,
+    other labels dotted with a marker chosen by a hash of the name; about a dozen markers on a
+    line of ``points`` points."""
+    match = re.fullmatch(r"(plain|resnet)(\d+)", label)
+    if match:
+        style = dict(PLAIN_STYLE if match.group(1) == "plain" else RESNET_STYLE)
+    else:
+        marker = OTHER_MARKERS[zlib.crc32(label.encode()) % len(OTHER_MARKERS)]
+        style = {"ls": ":", "marker": marker}
+    style.update(markersize=4, lw=1.3, markevery=max(1, points // 12) if points else None)
+    return style
 
 
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
@@ -109,7 +136,7 @@ def plot_error_curves(
         fig = Figure(figsize=(4.6 * len(groups), 3.6), layout="constrained")
         axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)
         for ax, (group, curves) in zip(axes[0], groups.items(), strict=True):
-            for label, c in curves.items():
+            for k, (label, c) in enumerate(curves.items()):
                 colour = model_colour(label)
                 ax.plot(c.train_iterations, 100 * c.train_error, "--", color=colour, lw=1.2)
                 ax.plot(
@@ -118,6 +145,9 @@ def plot_error_curves(
                     "-",
                     color=colour,
                     lw=1.6,
+                    marker=CURVE_MARKERS[k % len(CURVE_MARKERS)],  # apart where lines overlap
+                    markersize=4,
+                    markevery=max(1, len(c.eval_iterations) // 8),
                     label=label if c.runs == 1 else f"{label} (mean of {c.runs})",
                 )
             ax.set_title(group)
@@ -169,10 +199,9 @@ def plot_grad_profiles(
                 ax.plot(
                     np.arange(len(g.layers)),
                     g.at(iteration),
-                    "-",
                     color=model_colour(label),
-                    lw=1.3,
                     label=label,
+                    **line_style(label, len(g.layers)),
                 )
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -191,8 +220,9 @@ def plot_responses(responses: Mapping[str, LayerResponses], stem: str | Path) ->
         top, bottom = fig.subplots(2, 1, sharex=True)
         for label, r in responses.items():
             x = np.arange(1, len(r.std) + 1)
-            top.plot(x, r.std, "-", color=model_colour(label), lw=1.3, label=label)
-            bottom.plot(x, r.sorted_std(), "-", color=model_colour(label), lw=1.3, label=label)
+            kw = {"color": model_colour(label), "label": label, **line_style(label, len(x))}
+            top.plot(x, r.std, **kw)
+            bottom.plot(x, r.sorted_std(), **kw)
         top.set_xlabel("layer index (original order)")
         bottom.set_xlabel("layer index (sorted by magnitude)")
         for ax in (top, bottom):
@@ -202,6 +232,67 @@ def plot_responses(responses: Mapping[str, LayerResponses], stem: str | Path) ->
             ax.xaxis.set_tick_params(labelbottom=True)
         top.legend(loc="best")
         return save_figure(fig, stem)
+
+
+def curves_alt(groups: Mapping[str, Mapping[str, Curves]]) -> str:
+    """The alt text of ``plot_error_curves``: the panels, the axes and every line's end."""
+    panels = []
+    for group, curves in groups.items():
+        ends = ", ".join(
+            f"{label} {_last(c.train_error)} training and {_last(c.test_error)} test error"
+            for label, c in curves.items()
+        )
+        panels.append(f"{group or 'one panel'}: {ends}")
+    runs = sorted({c.runs for curves in groups.values() for c in curves.values()})
+    mean = "one run each" if runs == [1] else f"mean of {'/'.join(map(str, runs))} runs"
+    return (
+        "Error in percent against iterations, training error dashed and test error solid, one "
+        f"line per model ({mean}); where the lines end: " + "; ".join(panels) + "."
+    )
+
+
+def heatmaps_alt(grads: Mapping[str, GradNorms]) -> str:
+    """The alt text of ``plot_grad_heatmaps``: what the colour means and each model's range."""
+    ranges = "; ".join(
+        f"{label}: {len(g.layers)} layers over iterations {int(g.iterations[0])}-"
+        f"{int(g.iterations[-1])}, norms {g.norms.min():.2g} to {g.norms.max():.2g}"
+        for label, g in grads.items()
+    )
+    return (
+        "Heatmaps of each layer's weight-gradient norm (rows: layers, input at the top; "
+        f"columns: iterations), one shared logarithmic colour scale, dark is small. {ranges}."
+    )
+
+
+def profiles_alt(grads: Mapping[str, GradNorms], iterations: Sequence[int]) -> str:
+    """The alt text of ``plot_grad_profiles``: the panels and each model's first and last layer."""
+    last = iterations[-1]
+    ends = "; ".join(
+        f"{label}: first layer {g.at(last)[0]:.2g}, last layer {g.at(last)[-1]:.2g}"
+        for label, g in grads.items()
+    )
+    return (
+        "Weight-gradient norm against layer index (input to output, log scale), one panel per "
+        f"iteration ({', '.join(map(str, iterations))}), plain nets solid with circles and "
+        f"ResNets dashed with squares. At iteration {last}: {ends}."
+    )
+
+
+def responses_alt(responses: Mapping[str, LayerResponses]) -> str:
+    """The alt text of ``plot_responses``: each model's mean and largest response std."""
+    values = "; ".join(
+        f"{label}: {len(r.std)} layers, mean std {r.std.mean():.2f}, largest {r.std.max():.2f}"
+        for label, r in responses.items()
+    )
+    return (
+        "Two panels: the std of each 3x3 layer's response after BN against its layer index, in "
+        "network order (top) and sorted from largest to smallest (bottom), plain nets solid "
+        f"with circles and ResNets dashed with squares. {values}."
+    )
+
+
+def _last(values: np.ndarray) -> str:
+    return f"{100 * values[-1]:.1f}%" if len(values) else "no value"
 
 
 def _train_test_keys() -> list[Line2D]:

@@ -40,6 +40,11 @@ EXPERIMENTS = {
         "digits",
         "a trained shallow ResNet plus zero-initialised blocks: the deeper net never ends worse",
     ),
+    "lesson": (
+        "resnetlab.experiments.lesson",
+        "digits",
+        "why residual learning works: degradation, gradients, the block, the identity (make demo)",
+    ),
     **ANALYSES,
 }
 
@@ -70,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_model_arguments(q: argparse.ArgumentParser, name: str) -> None:
     """The options that say which models an experiment trains."""
-    if name in ("degradation", "cifar-table"):
-        default = [20, 56] if name == "degradation" else [20, 32, 44, 56, 110]
+    if name in ("degradation", "cifar-table", "lesson"):
+        default = [20, 32, 44, 56, 110] if name == "cifar-table" else [20, 56]
         q.add_argument(
             "--depths",
             nargs="+",
@@ -96,6 +101,34 @@ def _add_model_arguments(q: argparse.ArgumentParser, name: str) -> None:
     if name == "identity":
         q.add_argument("--shallow", type=int, default=20, metavar="D", help="shallow depth (20)")
         q.add_argument("--deep", type=int, default=56, metavar="D", help="deep depth (56)")
+    if name == "lesson":
+        _add_lesson_arguments(q)
+
+
+def _add_lesson_arguments(q: argparse.ArgumentParser) -> None:
+    """The lesson's identity part and the folders its section 5 reads."""
+    from resnetlab.experiments import beyond, lesson
+
+    shallow, deep = lesson.IDENTITY_DEPTHS
+    q.add_argument(
+        "--shallow", type=int, default=shallow, metavar="D", help=f"identity part: ({shallow})"
+    )
+    q.add_argument("--deep", type=int, default=deep, metavar="D", help=f"identity part: ({deep})")
+    q.add_argument(
+        "--identity-iterations",
+        type=int,
+        default=lesson.IDENTITY_ITERATIONS,
+        metavar="N",
+        help=f"length of each phase of the identity part ({lesson.IDENTITY_ITERATIONS})",
+    )
+    q.add_argument(
+        "--beyond",
+        nargs="+",
+        default=list(beyond.DEFAULT_FOLDERS),
+        metavar="DIR",
+        help="folders whose results.json holds shattered, lesion or landscape records "
+        f"(default: {' '.join(beyond.DEFAULT_FOLDERS)})",
+    )
 
 
 def _add_recipe_arguments(q: argparse.ArgumentParser, name: str, data: str) -> None:
@@ -176,6 +209,18 @@ def run_experiment(args: argparse.Namespace) -> int:
         )
     elif name == "shortcuts":
         module.run(args.depth, seeds, recipe, args.out, options=args.options, **common)
+    elif name == "lesson":
+        module.run(
+            args.depths,
+            seeds,
+            recipe,
+            args.out,
+            shallow=args.shallow,
+            deep=args.deep,
+            identity_iterations=args.identity_iterations,
+            beyond=args.beyond,
+            **common,
+        )
     elif name == "identity":
         module.run(args.shallow, args.deep, seeds, recipe, args.out, **common)
     return 0

@@ -107,7 +107,7 @@ def run(
     groups = {"ResNets": [x for x in labels if x.startswith("resnet")]}
     if plain:
         groups["plain nets"] = [x for x in labels if x.startswith("plain")]
-    curves = curves_figure(out, runs, groups, title=TITLE)[0]
+    curves = curves_figure(out, runs, groups, title=TITLE)
     cfg = config_for(recipe, runs[0])
     parts = [
         report.section("Table 6", report.table(HEADER, rows), report.paragraph(_data_note(cfg))),

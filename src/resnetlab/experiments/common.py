@@ -16,8 +16,9 @@ import yaml
 
 from resnetlab.analysis import report
 from resnetlab.analysis.curves import Curves, load_curves, mean_curves
+from resnetlab.analysis.figures import FigureFiles
 from resnetlab.analysis.gradients import GradNorms, load_grad_norms
-from resnetlab.analysis.plots import plot_error_curves
+from resnetlab.analysis.plots import curves_alt, plot_error_curves
 from resnetlab.analysis.responses import LayerResponses, layer_responses
 from resnetlab.data import load_dataset, make_loader
 from resnetlab.experiments.results import (
@@ -25,6 +26,7 @@ from resnetlab.experiments.results import (
     ModelResult,
     collect,
     environment,
+    seeds_phrase,
     table_rows,
     text_table,
     write_results,
@@ -68,18 +70,17 @@ def grads_by_label(out: Path, runs: Sequence[RunSpec]) -> dict[str, GradNorms]:
     return result
 
 
-def responses_by_label(
+def responses_per_seed(
     out: Path, runs: Sequence[RunSpec], recipe: Recipe
-) -> dict[str, LayerResponses]:
-    """Each trained model's layer responses (Figure 7) on the first test images, mean over seeds.
+) -> dict[str, list[LayerResponses]]:
+    """Each trained model's layer responses (Figure 7) on the first test images, one per seed.
 
     The batch is the first ``RESPONSE_BATCH`` images of the test split in file order, normalised
     as in training, so every model sees the same images.
     """
     images = None
-    result = {}
+    result: dict[str, list[LayerResponses]] = {}
     for label, group in by_label(runs).items():
-        stds = []
         for run in group:
             model, _ = model_from_checkpoint(out / run.folder)
             if images is None:
@@ -93,10 +94,16 @@ def responses_by_label(
                 )
                 loader = make_loader(test, RESPONSE_BATCH, train=False, workers=0)
                 images, _ = next(iter(loader.epoch(0)))  # (B, C, H, W) normalised
-            measured = layer_responses(model, images)
-            stds.append(measured.std)
-        result[label] = LayerResponses(measured.layers, np.mean(stds, axis=0))
+            result.setdefault(label, []).append(layer_responses(model, images))
     return result
+
+
+def mean_responses(per_seed: Mapping[str, Sequence[LayerResponses]]) -> dict[str, LayerResponses]:
+    """Each model's layer responses averaged over its seeds."""
+    return {
+        label: LayerResponses(rs[0].layers, np.mean([r.std for r in rs], axis=0))
+        for label, rs in per_seed.items()
+    }
 
 
 def train_and_collect(
@@ -110,22 +117,21 @@ def train_and_collect(
 
 def curves_figure(
     out: Path, runs: Sequence[RunSpec], groups: Mapping[str, Sequence[str]], title: str
-) -> list[Path]:
-    """Figure-6-style curves: one panel per group of labels; returns the PNG and SVG paths."""
+) -> FigureFiles:
+    """Figure-6-style curves: one panel per group of labels; the PNG and SVG and their alt."""
     curves = curves_by_label(out, runs)
     panels = {name: {label: curves[label] for label in labels} for name, labels in groups.items()}
-    return plot_error_curves(panels, out / "curves", title=title)
+    return FigureFiles(plot_error_curves(panels, out / "curves", title=title), curves_alt(panels))
 
 
-def results_section(results: Sequence[ModelResult]) -> str:
+def results_section(results: Sequence[ModelResult], heading: str = "Final errors") -> str:
     """The table of final errors as an HTML section."""
-    seeds = sorted({len(r.seeds) for r in results})
     return report.section(
-        "Final errors",
+        heading,
         report.table(TABLE_HEADER, table_rows(results)),
         report.paragraph(
             "Measured in eval mode on the whole (un-augmented) train and test sets at the end "
-            f"of each run; mean ± sample std over {'/'.join(map(str, seeds))} seed(s). "
+            f"of each run; {seeds_phrase(results)}. "
             "The same numbers are in results.json and in each run's summary.json."
         ),
     )

@@ -19,10 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnetlab.analysis import report
-from resnetlab.analysis.gradients import first_to_last_ratio, pick_iterations
-from resnetlab.analysis.plots import plot_grad_heatmaps, plot_grad_profiles, plot_responses
+from resnetlab.analysis.figures import FigureFiles
+from resnetlab.analysis.gradients import GradNorms, first_to_last_ratio, pick_iterations
+from resnetlab.analysis.plots import (
+    heatmaps_alt,
+    plot_grad_heatmaps,
+    plot_grad_profiles,
+    plot_responses,
+    profiles_alt,
+    responses_alt,
+)
 from resnetlab.analysis.records import write_json
+from resnetlab.analysis.responses import LayerResponses
 from resnetlab.errors import ConfigError
+from resnetlab.experiments import claims
 from resnetlab.experiments.common import (
     RESPONSE_BATCH,
     curves_figure,
@@ -30,8 +40,9 @@ from resnetlab.experiments.common import (
     describe_recipe,
     finish,
     grads_by_label,
+    mean_responses,
     recipe_section,
-    responses_by_label,
+    responses_per_seed,
     train_and_collect,
 )
 from resnetlab.experiments.results import ModelResult
@@ -116,6 +127,23 @@ def judge(results: Sequence[ModelResult], depths: Sequence[int]) -> Verdict:
     return Verdict(degradation, fixed, tuple(lines))
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the experiment measured beyond the final errors, for its report and the lesson's.
+
+    Attributes:
+        figures: ``curves``, ``grad_heatmap_<depth>``, ``grad_profiles``, ``responses``.
+        grads: each model's weight-gradient norms over training (mean over seeds).
+        ratios: each model's first/last conv gradient-norm ratio (median over the run).
+        responses: each model's layer responses (Figure 7), one per seed.
+    """
+
+    figures: dict[str, FigureFiles]
+    grads: dict[str, GradNorms]
+    ratios: dict[str, float]
+    responses: dict[str, list[LayerResponses]]
+
+
 def run(
     depths: Sequence[int],
     seeds: Sequence[int],
@@ -138,7 +166,8 @@ def run(
         log: where progress and the results go.
 
     Returns:
-        ``{"results": [ModelResult], "verdict": Verdict, "files": {name: path}}``.
+        ``{"results": [ModelResult], "verdict": Verdict, "evidence": Evidence, "runs":
+        [RunSpec], "recipe": Recipe, "files": {name: path}}``.
     """
     out, depths = Path(out), cifar_depths(depths)
     runs = plan(depths, seeds)
@@ -146,18 +175,32 @@ def run(
     results = train_and_collect(runs, recipe, out, jobs, log)
     verdict = judge(results, depths)
 
-    parts, ratios = _figures(out, runs, depths, recipe)
+    evidence = measure(out, runs, depths, recipe)
     what = f"Plain nets and ResNets (§4.2) of depth {', '.join(map(str, depths))}."
     lead = [
         report.paragraph(f"{what} {describe_recipe(recipe, runs)}"),
         report.section("Verdict", *(report.paragraph(line) for line in verdict.lines)),
     ]
-    extra = {"verdict": verdict.to_dict(), "gradient_first_to_last_ratio": ratios}
+    parts = _sections(evidence, depths, recipe, runs[0])
+    responses = {k: v.to_dict() for k, v in mean_responses(evidence.responses).items()}
+    extra = {
+        "verdict": verdict.to_dict(),
+        "gradient_first_to_last_ratio": evidence.ratios,
+        "claims": [c.to_dict() for c in evidence_claims(evidence, depths)],
+        "responses": responses,
+    }
     files = finish(out, TITLE, results, command, parts, lead=lead, extra=extra)
     for line in verdict.lines:
         log(line)
     log(f"report: {files['report.html']}")
-    return {"results": results, "verdict": verdict, "files": files}
+    return {
+        "results": results,
+        "verdict": verdict,
+        "evidence": evidence,
+        "runs": runs,
+        "recipe": recipe,
+        "files": files,
+    }
 
 
 def with_grad_norms(recipe: Recipe, probe: RunSpec) -> Recipe:
@@ -173,68 +216,106 @@ def with_grad_norms(recipe: Recipe, probe: RunSpec) -> Recipe:
     return recipe
 
 
-def _figures(
-    out: Path, runs: Sequence[RunSpec], depths: Sequence[int], recipe: Recipe
-) -> tuple[list[str], dict[str, float]]:
-    """Draw the curves, the gradient flow and the layer responses; return the report sections
-    and each model's first-to-last gradient ratio."""
-    curves = curves_figure(
-        out,
-        runs,
-        {"plain nets": [f"plain{d}" for d in depths], "ResNets": [f"resnet{d}" for d in depths]},
-        title=f"{config_for(recipe, runs[0]).data.name}: training (dashed) and test (solid) error",
-    )
+def measure(out: Path, runs: Sequence[RunSpec], depths: Sequence[int], recipe: Recipe) -> Evidence:
+    """Draw the curves, the gradient flow and the layer responses of the finished runs."""
+    data = config_for(recipe, runs[0]).data.name
+    figures = {
+        "curves": curves_figure(
+            out,
+            runs,
+            {
+                "plain nets": [f"plain{d}" for d in depths],
+                "ResNets": [f"resnet{d}" for d in depths],
+            },
+            title=f"{data}: training (dashed) and test (solid) error",
+        )
+    }
     grads = grads_by_label(out, runs)
-    heatmaps = [
-        plot_grad_heatmaps(
-            {f"plain{d}": grads[f"plain{d}"], f"resnet{d}": grads[f"resnet{d}"]},
-            out / f"grad_heatmap_{d}",
-        )[0]
-        for d in depths
-    ]
+    for d in depths:
+        pair = {f"plain{d}": grads[f"plain{d}"], f"resnet{d}": grads[f"resnet{d}"]}
+        paths = plot_grad_heatmaps(pair, out / f"grad_heatmap_{d}")
+        figures[f"grad_heatmap_{d}"] = FigureFiles(paths, heatmaps_alt(pair))
     moments = pick_iterations(grads[runs[0].label].iterations)
-    profiles = plot_grad_profiles(grads, out / "grad_profiles", moments)[0]
-    responses = responses_by_label(out, runs, recipe)
-    write_json(out / "responses.json", {k: v.to_dict() for k, v in responses.items()})
-    response_fig = plot_responses(responses, out / "responses")[0]
+    paths = plot_grad_profiles(grads, out / "grad_profiles", moments)
+    figures["grad_profiles"] = FigureFiles(paths, profiles_alt(grads, moments))
+    per_seed = responses_per_seed(out, runs, recipe)
+    mean = mean_responses(per_seed)
+    write_json(out / "responses.json", {k: v.to_dict() for k, v in mean.items()})
+    figures["responses"] = FigureFiles(plot_responses(mean, out / "responses"), responses_alt(mean))
     ratios = {label: first_to_last_ratio(g) for label, g in grads.items()}
-    parts = [
+    return Evidence(figures, grads, ratios, per_seed)
+
+
+def evidence_claims(evidence: Evidence, depths: Sequence[int]) -> list[claims.Claim]:
+    """The directional sentences of the gradient and response sections, from their numbers."""
+    found = []
+    for d in depths:
+        found.append(
+            claims.twins_gradient(
+                plain=f"plain{d}",
+                plain_ratio=evidence.ratios[f"plain{d}"],
+                residual=f"resnet{d}",
+                residual_ratio=evidence.ratios[f"resnet{d}"],
+            )
+        )
+        found.append(response_claim(evidence.responses, d))
+    return found
+
+
+def response_claim(per_seed: dict[str, list[LayerResponses]], depth: int) -> claims.Claim:
+    """Figure 7 at one depth: the ResNet's mean response against its plain twin's, per seed."""
+    return claims.responses(
+        plain=f"plain{depth}",
+        plain_means=[float(r.std.mean()) for r in per_seed[f"plain{depth}"]],
+        residual=f"resnet{depth}",
+        residual_means=[float(r.std.mean()) for r in per_seed[f"resnet{depth}"]],
+    )
+
+
+def _sections(evidence: Evidence, depths: Sequence[int], recipe: Recipe, probe: RunSpec) -> list:
+    figures = evidence.figures
+    found = evidence_claims(evidence, depths)
+    twins = [c for c in found if c.kind == "twins_gradient"]
+    fig7 = [c for c in found if c.kind == "responses"]
+    return [
         report.section(
             "Training curves (Figure 6)",
-            report.figure(curves[0], "Error against iterations, mean over seeds."),
+            report.figure(figures["curves"], "Error against iterations, mean over seeds."),
         ),
-        _gradient_section(heatmaps, profiles, ratios),
+        report.section(
+            "Gradient flow",
+            *(
+                report.figure(figures[f"grad_heatmap_{d}"], f"Weight-gradient norms, depth {d}.")
+                for d in depths
+            ),
+            report.figure(figures["grad_profiles"], "Weight-gradient norm against layer."),
+            report.table(
+                ("model", "first conv / last conv gradient norm (median)"),
+                [(label, f"{ratio:.3g}") for label, ratio in evidence.ratios.items()],
+            ),
+            *(report.claim(c.text, c.kind) for c in twins),
+            report.paragraph(
+                "The ratios are of L2 norms, which grow with a layer's number of weights, so "
+                "they compare between twins of one depth (the same layers), not between layers. "
+                "The paper (§4.1) argues that with BN the plain nets' gradients keep healthy "
+                "norms and that their difficulty is one of optimisation; the lesson (resnetlab "
+                "experiment lesson) reads this run's numbers against it. Norms are means over "
+                "seeds."
+            ),
+        ),
         report.section(
             "Layer responses (Figure 7)",
-            report.figure(
-                response_fig, "Std of each 3x3 layer's output after BN (mean over seeds)."
-            ),
+            report.figure(figures["responses"], "Std of each 3x3 layer's output after BN."),
+            *(report.claim(c.text, c.kind) for c in fig7),
             report.paragraph(
                 "Each value is the standard deviation over all elements of the output of a BN "
                 "that follows a 3x3 convolution (before the ReLU and, in a ResNet, before the "
-                f"addition), in eval mode, on the first {RESPONSE_BATCH} test images. The paper "
-                "expects smaller responses for ResNets: their residual functions stay close to 0."
+                f"addition), in eval mode, on the first {RESPONSE_BATCH} test images, mean over "
+                "seeds."
             ),
         ),
-        recipe_section(recipe, runs[0]),
+        recipe_section(recipe, probe),
     ]
-    return parts, ratios
-
-
-def _gradient_section(heatmaps: list[Path], profiles: Path, ratios: dict[str, float]) -> str:
-    rows = [(label, f"{ratio:.3g}") for label, ratio in ratios.items()]
-    return report.section(
-        "Gradient flow",
-        *(report.figure(p, "Weight-gradient norm per layer and iteration.") for p in heatmaps),
-        report.figure(profiles, "Weight-gradient norm against layer, at a few iterations."),
-        report.table(("model", "first conv / last conv gradient norm (median)"), rows),
-        report.paragraph(
-            "A ratio far below 1 means the gradient shrinks on its way back to the first "
-            "layers. The paper (§4.1) argues that with BN the plain nets' gradients keep healthy "
-            "norms and that their difficulty is one of optimisation, not of vanishing gradients; "
-            "the numbers above are what this recipe measured. Norms are means over seeds."
-        ),
-    )
 
 
 def _clearly_above(a: ModelResult, b: ModelResult) -> bool:

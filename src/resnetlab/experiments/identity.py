@@ -27,7 +27,8 @@ from torch import nn
 
 from resnetlab.analysis import report
 from resnetlab.analysis.curves import Curves, load_curves, mean_curves
-from resnetlab.analysis.plots import plot_error_curves
+from resnetlab.analysis.figures import FigureFiles
+from resnetlab.analysis.plots import curves_alt, plot_error_curves
 from resnetlab.data import load_dataset, make_loader
 from resnetlab.errors import ConfigError
 from resnetlab.experiments import degradation
@@ -117,7 +118,8 @@ def run(
         log: where progress and results go.
 
     Returns:
-        ``{"results": [ModelResult], "holds": bool, "identical_at_start": bool, "files": ...}``.
+        ``{"results": [ModelResult], "holds": bool, "identical_at_start": bool, "labels":
+        Labels, "figure": FigureFiles (the curves), "files": ...}``.
     """
     check_depths(shallow, deep)
     out, names = Path(out), labels(shallow, deep)
@@ -132,10 +134,8 @@ def run(
     for line in lines:
         log(line)
 
-    figure = plot_error_curves(
-        {"training error (dashed) and test error (solid)": _joined_curves(out, first, second)},
-        out / "curves",
-    )[0]
+    panels = {"training error (dashed) and test error (solid)": _joined_curves(out, first, second)}
+    figure = FigureFiles(plot_error_curves(panels, out / "curves"), curves_alt(panels))
     parts = [
         report.section(
             "Training curves",
@@ -150,7 +150,14 @@ def run(
     extra = {"holds": holds, "identical_at_start": identical, "lines": lines}
     files = finish(out, TITLE, results, command, parts, lead=lead, extra=extra)
     log(f"report: {files['report.html']}")
-    return {"results": results, "holds": holds, "identical_at_start": identical, "files": files}
+    return {
+        "results": results,
+        "holds": holds,
+        "identical_at_start": identical,
+        "labels": names,
+        "figure": figure,
+        "files": files,
+    }
 
 
 def judge(results: Sequence[ModelResult], names: Labels, identical: bool) -> tuple[bool, list[str]]:

@@ -95,6 +95,26 @@ def collect(summaries: Mapping[RunSpec, dict]) -> list[ModelResult]:
     ]
 
 
+def seeds_phrase(results: Sequence[ModelResult]) -> str:
+    """How the table's numbers are made from the seeds, in words: ``mean ± sample std over 3
+    seeds (0, 1, 2)``; with one seed, that it shows no spread."""
+    counts = sorted({len(r.seeds) for r in results})
+    seeds = sorted({s for r in results for s in r.seeds})
+    if counts == [1]:
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {_join(seeds)}"
+        return (
+            f"one run per model ({which}): there is no spread over seeds to show, and another "
+            "seed or another CPU can give other numbers"
+        )
+    if len(counts) == 1:
+        return f"mean ± sample std over {counts[0]} seeds ({_join(seeds)})"
+    return f"mean ± sample std over each model's seeds ({counts[0]} to {counts[-1]})"
+
+
+def _join(values: Sequence[int]) -> str:
+    return ", ".join(map(str, values))
+
+
 def percent(mean: float, std: float, runs: int) -> str:
     """``"12.34 ± 0.56"`` (percent); the spread is left out for a single run."""
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if runs > 1 else f"{100 * mean:.2f}"
@@ -188,11 +208,10 @@ def write_results(
         "models": [r.to_dict() for r in results],
         **(extra or {}),
     }
-    runs = sorted({len(r.seeds) for r in results})
     text = (
         f"# {title}\n\n{markdown_table(results)}\n\n"
         f"Final errors measured in eval mode on the whole train and test sets at the end of each "
-        f"run; mean ± sample std over {'/'.join(map(str, runs))} seed(s).\n\n"
+        f"run; {seeds_phrase(results)}.\n\n"
         f"Command: `{command}`\n\nMachine: {describe_environment(env)}\n"
     )
     return write_json(out / "results.json", record), write_text(out / "results.md", text)

@@ -79,7 +79,7 @@ def run(
     for r in results:
         model, _ = model_from_checkpoint(out / r.folders[0])
         params[r.label] = sum(p.numel() for p in model.parameters())
-    curves = curves_figure(out, runs, {"": [r.label for r in results]}, title=TITLE)[0]
+    curves = curves_figure(out, runs, {"": [r.label for r in results]}, title=TITLE)
     rows = [
         (
             r.label,
