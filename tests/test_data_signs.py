@@ -114,8 +114,9 @@ def signs_run(tmp_path_factory) -> Path:
     )  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RESNETLAB_CACHE", str(base / "cache"))
-        fit(cfg, base / "run")
-    return base / "run"
+        run = tmp_path_factory.mktemp("signs-out") / "run"  # outputs never go into the data
+        fit(cfg, run)
+    return run
 
 
 @pytest.fixture
@@ -147,12 +148,12 @@ def test_data_info_shows_the_test_split_and_says_the_train_file_is_absent(test_o
     assert record["absent"] == {"train": f"{test_only / 'train_signs.h5'}: file not found"}
 
 
-def test_eval_needs_no_train_file(signs_run, test_only, capsys):
+def test_eval_needs_no_train_file(signs_run, test_only, tmp_path, capsys):
     argv = ["eval", str(signs_run), "--data-dir", str(test_only), "--json", "--out"]
-    assert main([*argv, str(test_only / "eval")]) == 0
+    assert main([*argv, str(tmp_path / "eval")]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["samples"] == 5 and record["data"] == "signs" and record["split"] == "test"
-    assert main([*argv, str(test_only / "eval-train"), "--split", "train"]) == 2
+    assert main([*argv, str(tmp_path / "eval-train"), "--split", "train"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "train_signs.h5: file not found" in err
 

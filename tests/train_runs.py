@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,16 +46,19 @@ def train(args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
 
 def train_until_killed(args: list[str], wait_for: Path, nproc: int = 1) -> None:
     """Start a training, and SIGKILL it (every process of it) as soon as ``wait_for`` exists."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (closed below; the child writes into it)
     proc = subprocess.Popen(
-        train_command(args, nproc),
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        train_command(args, nproc), env=env(), stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not wait_for.exists():
-            assert proc.poll() is None, f"the run ended (code {proc.returncode}) before {wait_for}"
+            if proc.poll() is not None:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-3000:]
+                raise AssertionError(
+                    f"the run ended (code {proc.returncode}) before {wait_for}:\n{tail}"
+                )
             assert time.monotonic() < deadline, f"{wait_for} did not appear in {TIMEOUT_S} s"
             time.sleep(0.002)
     finally:
@@ -65,6 +69,7 @@ def train_until_killed(args: list[str], wait_for: Path, nproc: int = 1) -> None:
                 os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=60)
         _wait_until_dead(tree[1:])
+        log.close()
 
 
 def descendants(pid: int) -> list[int]:

@@ -266,6 +266,9 @@ def _prepare_folder(run: Run, resume: bool) -> None:
             run.checkpoints, model=run.cfg.model.name, map_location=run.device
         )
         _restore(run, ckpt, str(path))
+    # Every rank has looked at the folder before rank 0 writes into it: a rank that looked
+    # after rank 0's config.yaml appeared would take its own run for another's.
+    distributed.barrier(run.world)
     if run.world.main:
         run.out.mkdir(parents=True, exist_ok=True)
         write_text(run.out / "config.yaml", config_to_yaml(run.cfg))
