@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 DEMO_OUT ?= runs/demo
-# One seed: three (`make demo DEMO_SEEDS=3`, the report then shows the spread) took 540 s of CPU,
-# more than 3 minutes of 2 cores (RESULTS.md); with one, the report and the terminal say so.
+# One seed: 111 s on 2 quiet cores; three (`make demo DEMO_SEEDS=3`, the report then shows the
+# spread) took 257 s, beyond the 3 minutes (RESULTS.md); with one, the report and terminal say so.
 DEMO_SEEDS ?= 1
 
 .PHONY: demo test test-fast fuzz lint format clean
