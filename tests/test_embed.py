@@ -92,3 +92,17 @@ def test_embed_errors_are_one_line(run_dir, tmp_path, capsys):
         code, _, err = run_main(["embed", str(run_dir), *argv], capsys)
         assert code == 2 and message in single_line(err), err
     assert not list(tmp_path.iterdir())
+
+
+def test_embed_never_writes_over_the_checkpoint_or_into_checkpoints(run_dir, tmp_path, capsys):
+    last = run_dir / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    (tmp_path / "hard.npy").hardlink_to(last)  # the checkpoint by another name
+    for out, message in [
+        (tmp_path / "hard.npy", "is the same file as"),
+        (run_dir / "checkpoints" / "f.npy", "a run's checkpoint folder"),
+    ]:
+        code, _, err = run_main(["embed", str(run_dir), "--out", str(out)], capsys)
+        assert code == 2 and message in single_line(err), err
+    assert last.read_bytes() == before
+    assert not (run_dir / "checkpoints" / "f.npy").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.cli.options import add_data_arguments
+from resnetlab.cli.options import add_data_arguments, data_folder
 from resnetlab.errors import ConfigError
 
 
@@ -43,8 +43,15 @@ def run_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from resnetlab.evaluation.data import eval_loader, load_eval_split
-    from resnetlab.evaluation.embed import check_output, embed, sidecar_path, write_embeddings
+    from resnetlab.evaluation.embed import (
+        check_output,
+        embed,
+        labels_path,
+        sidecar_path,
+        write_embeddings,
+    )
     from resnetlab.evaluation.loading import load_trained, resolve_device
+    from resnetlab.outputs import check_output as check_written
 
     if args.batch_size < 1 or args.workers < 0:
         raise ConfigError("--batch-size must be at least 1 and --workers at least 0")
@@ -60,8 +67,12 @@ def run_embed(args: argparse.Namespace) -> int:
         data_root=args.data_dir,
         **options,
     )
-    if out.resolve() == path.resolve():
-        raise ConfigError(f"--out {out}: is the checkpoint itself")
+    data_name = args.data or ckpt["data"]["name"]
+    written = [out, sidecar_path(out)] + ([labels_path(out)] if out.suffix == ".npy" else [])
+    for target in written:  # never over the checkpoint, by any name, nor into the data
+        check_written(
+            target, [path], folders=[data_folder(data_name, args.data_dir)], option="--out"
+        )
     ds = load_eval_split(
         ckpt["data"], ckpt["config"], args.split, name=args.data, root=args.data_dir, **options
     )
@@ -70,7 +81,7 @@ def run_embed(args: argparse.Namespace) -> int:
     meta = {
         "checkpoint": str(path),
         "model": ckpt["model"]["name"],
-        "data": args.data or ckpt["data"]["name"],
+        "data": data_name,
         "split": args.split,
         "classes": list(ckpt["data"]["classes"]),
     }
