@@ -14,7 +14,7 @@ from resnetlab.data import DatasetInfo, load_dataset
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.models import build_model, check_input_size
 from resnetlab.train import converters
-from resnetlab.train.checkpoint import NotACheckpoint, resolve_checkpoint
+from resnetlab.train.checkpoint import NotACheckpoint, describe, resolve_checkpoint
 from resnetlab.train.config import RunConfig
 from resnetlab.train.precision import check_device
 from resnetlab.train.weights import load_weights, model_from_checkpoint
@@ -126,20 +126,6 @@ def weights_record(
     cfg.model.overrides = converters.implied_overrides(path)
     cfg.data.name, cfg.data.root = info.name, None if root is None else str(root)
     return {
-        "model": {
-            "name": model,
-            "overrides": dict(cfg.model.overrides),
-            "num_classes": len(info.classes),
-            "in_channels": info.channels,
-        },
-        "data": {
-            "name": info.name,
-            "classes": list(info.classes),
-            "image_size": list(info.image_size),
-            "channels": info.channels,
-            "mean": [float(v) for v in mean],
-            "std": [float(v) for v in std],
-        },
-        "config": dataclasses.asdict(cfg),
+        **describe(model, cfg.model.overrides, info, mean, std, dataclasses.asdict(cfg)),
         "progress": {"iteration": None},
     }

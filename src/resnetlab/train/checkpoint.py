@@ -43,6 +43,36 @@ FORMAT = "resnetlab-checkpoint"
 MAX_INPUT_PIXELS = 1 << 26
 
 
+def describe(
+    model: str, overrides: dict, info: Any, mean: Any, std: Any, config: dict
+) -> dict[str, Any]:
+    """A checkpoint's ``model``, ``data`` and ``config`` sections: what was trained on what.
+
+    Args:
+        model: the registry name; ``overrides`` its constructor arguments.
+        info: the dataset's ``DatasetInfo`` (classes, image size, channels).
+        mean, std: the per-channel normalisation the model's inputs get.
+        config: the run's config as a dict.
+    """
+    return {
+        "model": {
+            "name": model,
+            "overrides": dict(overrides),
+            "num_classes": len(info.classes),
+            "in_channels": info.channels,
+        },
+        "data": {
+            "name": info.name,
+            "classes": list(info.classes),
+            "image_size": list(info.image_size),
+            "channels": info.channels,
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+        },
+        "config": config,
+    }
+
+
 def write_checkpoint(
     folder: str | Path, ckpt: dict[str, Any], *, last: bool, best: bool, keep_last: int
 ) -> None:

@@ -33,6 +33,7 @@ from resnetlab.outputs import check_output, check_output_dir
 from resnetlab.train import distributed
 from resnetlab.train.checkpoint import (
     FORMAT,
+    describe,
     load_newest_intact,
     rng_state,
     set_rng_state,
@@ -180,21 +181,14 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": __version__,
-        "model": {
-            "name": run.cfg.model.name,
-            "overrides": dict(run.cfg.model.overrides),
-            "num_classes": len(info.classes),
-            "in_channels": info.channels,
-        },
-        "data": {
-            "name": info.name,
-            "classes": list(info.classes),
-            "image_size": list(info.image_size),
-            "channels": info.channels,
-            "mean": list(info.mean),
-            "std": list(info.std),
-        },
-        "config": dataclasses.asdict(run.cfg),
+        **describe(
+            run.cfg.model.name,
+            run.cfg.model.overrides,
+            info,
+            info.mean,
+            info.std,
+            dataclasses.asdict(run.cfg),
+        ),
         "state": {
             "model": unwrap(run.model).state_dict(),
             "optimizer": run.optimizer.state_dict(),
