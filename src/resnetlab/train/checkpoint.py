@@ -182,9 +182,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if not inner.is_file():
             raise CheckpointError(f"{path}: run folder has no checkpoints/last.pt")
         return inner
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if problem := file_problem(path, "checkpoint"):  # a FIFO or device would block the read
+    if problem := file_problem(path, "checkpoint"):  # missing; a FIFO or device would block
         raise CheckpointError(problem)
     return path
 

@@ -124,10 +124,8 @@ def load_weights(
     """
     path = Path(path)
     _check_suffix(path, READ_SUFFIXES)
-    if problem := file_problem(path, "weight file"):  # a FIFO would block the read
+    if problem := file_problem(path, "weight file"):  # missing; a FIFO would block the read
         raise CheckpointError(problem)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weight file not found")
     source, state = _read_state(path)
     plain = unwrap(model)
     if path.suffix == converters.AKAMASTER_SUFFIX:
