@@ -206,13 +206,13 @@ def run_all(
             fit(configs[run], out / run.folder, resume=True)
     else:
         todo.sort(key=lambda r: -r.cost)  # stable: equal costs keep their order
-        made = FolderSnapshot.take(out).made  # the experiment's folders this call will make
+        before = FolderSnapshot.take(out)  # the experiment's folders this call will make
         try:
             _run_parallel([(configs[r], out / r.folder) for r in todo], jobs, log)
         except BaseException:
             # Each worker removed its own run's traces; runs side by side cannot tell which of
             # them made the folders above, so those go here, and only while empty.
-            _remove_while_empty(made)
+            before.remove_made()
             raise
     return {run: read_json(out / run.folder / "summary.json") for run in runs}
 
@@ -267,14 +267,6 @@ def _run_parallel(work: list[tuple[RunConfig, Path]], jobs: int, log: Callable) 
                 f"{futures[future].name}: done in {summary['wall_s']:.0f} s, final training "
                 f"error {100 * train:.2f}%, test error {100 * test:.2f}%"
             )
-
-
-def _remove_while_empty(folders: tuple[Path, ...]) -> None:
-    for path in folders:  # innermost first
-        try:
-            path.rmdir()  # never a folder holding anything: a run that started keeps its files
-        except OSError:
-            return
 
 
 def _fit_logged(cfg: RunConfig, folder: Path) -> dict:

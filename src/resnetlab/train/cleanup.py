@@ -74,9 +74,15 @@ class FolderSnapshot:
             with open(self.folder / LOCK_NAME, "r+b") as f:
                 f.truncate(0)
                 f.write(self.lock)
+        return removed + self.remove_made()
+
+    def remove_made(self) -> list[Path]:
+        """Remove the folders the run made, innermost first, while empty (never one holding a
+        file someone else put there since). Returns the paths removed."""
+        removed = []
         for path in self.made:
             try:
-                path.rmdir()  # only while empty: never a file someone else put there since
+                path.rmdir()
             except OSError:
                 break
             removed.append(path)
