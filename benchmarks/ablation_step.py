@@ -47,6 +47,11 @@ ROWS = {
     "cl-compile": ("+ torch.compile (inductor)", {"precision": "fp32", "channels_last": True,
                                                   "compile": True}),
     "cl-bf16": ("channels-last, bf16 autocast", {"precision": "bf16", "channels_last": True}),
+    "cl-bf16-fused": ("channels-last, bf16 autocast, fused SGD",
+                      {"precision": "bf16", "channels_last": True,
+                       "sets": ["optim.implementation=fused"]}),
+    "cl-bf16-compile": ("channels-last, bf16 autocast, torch.compile (inductor)",
+                        {"precision": "bf16", "channels_last": True, "compile": True}),
 }  # fmt: skip
 
 
@@ -76,9 +81,9 @@ def build_rows(args: argparse.Namespace) -> dict[str, tuple[Callable[[], None], 
     return rows
 
 
-def matmul_peak(n: int, repeats: int = 5) -> dict[str, float]:
-    """fp32 FLOP per CPU second and per wall second of an n x n matmul (medians)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int, dtype: torch.dtype, repeats: int = 5) -> dict[str, float]:
+    """FLOP per CPU second and per wall second of an n x n matmul in ``dtype`` (medians)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     cpu, wall = [], []
     for _ in range(repeats):
@@ -102,10 +107,19 @@ def measure(args: argparse.Namespace) -> tuple[dict, dict]:
             images = args.steps * args.batch_size
             per_image[name]["cpu"].append((c1 - c0) / images * 1e3)  # ms per image
             per_image[name]["wall"].append((w1 - w0) / images * 1e3)
-    return {n: {**rows[n][1], **per_image[n]} for n in rows}, matmul_peak(args.peak_size)
+    peaks = {"fp32": matmul_peak(args.peak_size, torch.float32)}
+    if any(_precision(n) == "bf16" for n in rows):
+        peaks["bf16"] = matmul_peak(args.peak_size, torch.bfloat16)
+    return {n: {**rows[n][1], **per_image[n]} for n in rows}, peaks
 
 
-def markdown(args: argparse.Namespace, results: dict, peak: dict) -> str:
+def _precision(row: str) -> str:
+    """The arithmetic a row's step runs in (the reference is fp32)."""
+    options = ROWS[row][1] or {}
+    return str(options.get("precision", "fp32"))
+
+
+def markdown(args: argparse.Namespace, results: dict, peaks: dict) -> str:
     flop = 6 * summarize(create_model("resnet20"), (32, 32)).macs  # per training image
     base = results[next(iter(results))]
     base_cpu, base_wall = (statistics.median(base[k]) for k in ("cpu", "wall"))
@@ -118,21 +132,27 @@ def markdown(args: argparse.Namespace, results: dict, peak: dict) -> str:
         f"Per row: {args.warmup} untimed steps, then {args.repeats} interleaved rounds of "
         f"{args.steps} steps; ms per image = median over the rounds (min..max beside it) of the "
         "process CPU time (user + system) and of the wall time; ratios are the first row's "
-        "median over the row's. fp32 matmul peak "
-        f"({args.peak_size}x{args.peak_size}, same run): {peak['cpu'] / 1e9:.1f} GFLOP per CPU "
-        f"second, {peak['wall'] / 1e9:.1f} GFLOP/s wall. A training image is {flop / 1e6:.0f} "
-        "MFLOP (3 x 2 x forward multiply-adds).",
+        "median over the row's. Matmul peaks "
+        f"({args.peak_size}x{args.peak_size}, same run): "
+        + "; ".join(
+            f"{kind} {p['cpu'] / 1e9:.1f} GFLOP per CPU second, {p['wall'] / 1e9:.1f} GFLOP/s wall"
+            for kind, p in peaks.items()
+        )
+        + f". A training image is {flop / 1e6:.0f} MFLOP (3 x 2 x forward multiply-adds); each "
+        "row's fraction is of the peak in its own arithmetic.",
         "",
-        "| setting | CPU ms/image | spread | vs first (CPU) | GFLOP per CPU s | of fp32 peak "
+        "| setting | CPU ms/image | spread | vs first (CPU) | GFLOP per CPU s | of its peak "
         "(CPU) | wall ms/image | spread | vs first (wall) | first steps: CPU s / wall s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results.values():
+    for name, r in results.items():
         cpu, wall = statistics.median(r["cpu"]), statistics.median(r["wall"])
         rate = flop / (cpu / 1e3)
+        kind = _precision(name)
         lines.append(
             f"| {r['label']} | {cpu:.2f} | {min(r['cpu']):.2f}..{max(r['cpu']):.2f} | "
-            f"**{base_cpu / cpu:.2f}x** | {rate / 1e9:.1f} | {100 * rate / peak['cpu']:.0f}% | "
+            f"**{base_cpu / cpu:.2f}x** | {rate / 1e9:.1f} | "
+            f"{100 * rate / peaks[kind]['cpu']:.0f}% {kind} | "
             f"{wall:.2f} | {min(r['wall']):.2f}..{max(r['wall']):.2f} | {base_wall / wall:.2f}x | "
             f"{r['first_cpu_s']:.1f} / {r['first_wall_s']:.1f} |"
         )
@@ -141,7 +161,7 @@ def markdown(args: argparse.Namespace, results: dict, peak: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", nargs="+", default=[r for r in ROWS if r != "cl-bf16"],
+    p.add_argument("--rows", nargs="+", default=[r for r in ROWS if "bf16" not in r],
                    choices=list(ROWS), help="the first row is the baseline")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -158,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_size, args.steps, args.repeats, args.warmup = 8, 1, 1, 1
         args.ref_images, args.peak_size = 64, 128
     torch.set_num_threads(args.threads)
-    results, peak = measure(args)
-    print(markdown(args, results, peak))
+    results, peaks = measure(args)
+    print(markdown(args, results, peaks))
     if args.json:
-        payload = {"machine": machine_info(), "peak": peak, "rows": results}
+        payload = {"machine": machine_info(), "peaks": peaks, "rows": results}
         args.json.write_text(json.dumps(payload, indent=1))
     return 0
 

@@ -144,3 +144,21 @@ def test_profile_step_quick_accounts_for_the_whole_step(capsys, tmp_path):
     rows = [row for row in table_rows(capsys.readouterr().out) if row[0] not in totals]
     shares = [float(row[2].rstrip("%")) for row in rows]
     assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))
+
+
+def test_ablation_step_quick_states_each_row_against_the_peak_of_its_arithmetic(capsys, tmp_path):
+    ablation = load_benchmark("ablation_step")
+    out_json = tmp_path / "ablation.json"
+    argv = ["--quick", "--rows", "reference", "cl-bf16", "--json", str(out_json)]
+    assert ablation.main(argv) == 0
+    payload = json.loads(out_json.read_text())
+    assert set(payload["peaks"]) == {"fp32", "bf16"}  # a bf16 row brings the bf16 peak
+    rows = table_rows(capsys.readouterr().out)
+    flop = 6 * ablation.summarize(ablation.create_model("resnet20"), (32, 32)).macs
+    for row, name, kind in zip(rows, ("reference", "cl-bf16"), ("fp32", "bf16"), strict=True):
+        cpu_ms = float(row[1])
+        rate = flop / (cpu_ms / 1e3)
+        share, arithmetic = row[5].split()
+        assert arithmetic == kind, name
+        # the table's ms are rounded to 0.01, so the share recomputed from them may differ by 1
+        assert abs(float(share.rstrip("%")) - 100 * rate / payload["peaks"][kind]["cpu"]) <= 1

@@ -1,5 +1,7 @@
 """Timing helpers: order statistics, windows, memory readings, the machine description."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +61,29 @@ def test_machine_info_names_the_versions():
     assert info["logical_cpus"] >= 1 and info["torch_threads"] >= 1
     line = describe_machine(info)
     assert info["cpu"] in line and f"torch {torch.__version__}" in line
+
+
+@pytest.mark.parametrize(
+    ("bf16", "amx", "words"),
+    [(True, True, "AMX-BF16"), (True, False, "AVX512-BF16, no AMX"),
+     (False, False, "no bf16 instructions")],
+)  # fmt: skip
+def test_the_machine_line_names_the_bf16_hardware(bf16, amx, words):
+    info = {**machine_info(), "cpu_bf16": bf16, "cpu_amx": amx}
+    assert f"({info['cpu_capability']}, {words}, " in describe_machine(info)
+
+
+def test_the_cpu_signature_is_the_first_processors_family_and_model():
+    from resnetlab.bench.timing import cpu_signature
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo on this system")
+    block = text.split("\n\n")[0]
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines())
+    )
+    if "cpu family" not in fields:
+        pytest.skip("this /proc/cpuinfo has no cpu family (not x86)")
+    assert cpu_signature() == f"family {fields['cpu family']} model {fields['model']}"

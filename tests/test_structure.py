@@ -143,3 +143,22 @@ def test_the_file_graph_sees_a_lazy_import_of_a_file(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from resnetlab.data.folder import load_folder\n")
     assert imported_modules(module) == {"data.folder"}
+
+
+def test_every_image_the_docs_show_is_in_the_repository_with_an_alt_text():
+    """README.md and RESULTS.md show figures from docs/: each file exists, decodes as a PNG with
+    a size, and its Markdown image has an alt text that says what it shows."""
+    import re
+
+    from PIL import Image
+
+    root = SRC.parents[1]
+    shown = []
+    for name in ("README.md", "RESULTS.md"):
+        shown += re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", (root / name).read_text(encoding="utf-8"))
+    for alt, target in shown:
+        assert len(alt.split()) >= 5, f"the image {target} has no alt text worth the name: {alt!r}"
+        path = root / target
+        assert path.is_file(), f"{target} is shown but not in the repository"
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100, target

@@ -165,6 +165,25 @@ def peak_flops(device: str | torch.device = "cpu", n: int | None = None) -> dict
     return {"size": n, "flop_per_s": rates}
 
 
+def cpu_signature() -> str:
+    """``family F model M`` from ``/proc/cpuinfo`` (a generic model name hides the generation);
+    empty where unavailable."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model") and key.strip() not in fields:
+                    fields[key.strip()] = value.strip()
+                if not line.strip():
+                    break  # the first processor's block is enough
+    except OSError:
+        return ""
+    if len(fields) < 2:
+        return ""
+    return f"family {fields['cpu family']} model {fields['model']}"
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where unavailable)."""
     try:
@@ -179,12 +198,15 @@ def cpu_flags() -> set[str]:
 
 def machine_info(device: str | torch.device = "cpu") -> dict:
     """What a benchmark ran on: CPU, cores, threads, GPU, and the versions that matter."""
+    flags = cpu_flags()
     info = {
         "cpu": cpu_model(),
+        "cpu_signature": cpu_signature(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_bf16": bool({"avx512_bf16", "amx_bf16"} & cpu_flags()),
+        "cpu_bf16": bool({"avx512_bf16", "amx_bf16"} & flags),
+        "cpu_amx": "amx_bf16" in flags,
         "device": str(device),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -197,10 +219,20 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
     return info
 
 
+def bf16_words(info: dict) -> str:
+    """What the CPU has for bf16 arithmetic, in words: AMX tiles, AVX512-BF16 only, or none."""
+    if info.get("cpu_amx"):
+        return "AMX-BF16"
+    if info["cpu_bf16"]:
+        return "AVX512-BF16, no AMX"
+    return "no bf16 instructions"
+
+
 def describe_machine(info: dict) -> str:
     """One line for a Markdown report: the machine and the versions."""
-    where = info.get("gpu") or f"{info['cpu']}, {info['logical_cpus']} logical CPUs"
-    bf16 = "bf16 instructions" if info["cpu_bf16"] else "no bf16 instructions"
+    signature = f" ({info['cpu_signature']})" if info.get("cpu_signature") else ""
+    where = info.get("gpu") or f"{info['cpu']}{signature}, {info['logical_cpus']} logical CPUs"
+    bf16 = bf16_words(info)
     return (
         f"{where} ({info['cpu_capability']}, {bf16}, {info['torch_threads']} torch threads); "
         f"Python {info['python']}, torch {info['torch']}, onnxruntime {info['onnxruntime']}"
