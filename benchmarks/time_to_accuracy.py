@@ -6,7 +6,9 @@ median test accuracy against median wall minutes over the seeds (with the min..m
 accuracy), and each seed's first wall minute at or above ``--target``. Wall minutes are the run's
 own clock (``wall_s`` of metrics.jsonl: training and the evaluations, not the one-off JPEG
 decoding before it). ``--ablation`` runs the recipe once more per ingredient with that ingredient
-turned off, and adds a table of final accuracy and time to target per variant. Skips, with the
+turned off, and adds a table of final accuracy and time to target per variant;
+``--eval-ablation`` evaluates each seed's final model with and without its weight EMA and flip
+TTA, which change only what is evaluated, so one run measures both. Skips, with the
 reason and exit code 0, when the data is absent.
 
 Recipes (``RECIPES``) are presets plus ``--set`` strings; ``fast`` is the `fast` preset itself;
@@ -16,6 +18,7 @@ the others are candidates, measured here only at small scale (see BENCHMARKS.md)
     python benchmarks/time_to_accuracy.py --recipe r20-9min --seeds 0 1 2 --target 0.85
     python benchmarks/time_to_accuracy.py --recipe r20-9min --ablation --seeds 0 \\
         --set data.train_fraction=0.1 --set epochs=2 --threads 1          # a small-scale trial
+    python benchmarks/time_to_accuracy.py --recipe r20-9min --eval-ablation  # + EMA/TTA off
     python benchmarks/time_to_accuracy.py --quick                          # digits, one epoch
 """
 
@@ -35,7 +38,12 @@ from pathlib import Path
 import torch
 
 from resnetlab.bench.timing import describe_machine, machine_info
+from resnetlab.evaluation.data import eval_loader, load_eval_split
+from resnetlab.evaluation.evaluate import evaluate_classifier
+from resnetlab.models import build_model
 from resnetlab.train import fit, load_config
+from resnetlab.train.checkpoint import load_checkpoint
+from resnetlab.train.weights import load_state
 
 REPO = Path(__file__).resolve().parents[1]
 # name: (preset, --set strings). Candidates for the issue's targets; see BENCHMARKS.md.
@@ -161,6 +169,35 @@ def run_variant(sets: list[str], seeds: list[int], out: Path) -> dict:
     return {"curves": curves, "summaries": summaries, "cpu_min": cpu}
 
 
+# The evaluation-side ingredients, each on or off in the final model's evaluation: neither changes
+# what is trained (the EMA is a shadow copy of the weights), so one run measures all four.
+EVAL_VARIANTS = {  # name: (weights, tta)
+    "trained weights, no TTA": ("model", None),
+    "trained weights, flip TTA": ("model", "flip"),
+    "EMA weights, no TTA": ("ema", None),
+    "EMA weights, flip TTA": ("ema", "flip"),
+}
+
+
+def evaluation_ablation(run_dir: Path) -> dict[str, float]:
+    """Test accuracy of a finished run's last checkpoint with and without its weight EMA and
+    flip TTA (the variants the run has: no EMA, no EMA rows)."""
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    ds = load_eval_split(ckpt["data"], ckpt["config"], "test")
+    loader = eval_loader(ds, batch_size=500, device=torch.device("cpu"))
+    m = ckpt["model"]
+    ema = ckpt["state"].get("ema")
+    accuracy = {}
+    for name, (weights, tta) in EVAL_VARIANTS.items():
+        if weights == "ema" and not ema:
+            continue
+        model = build_model(m["name"], m["num_classes"], m["in_channels"], m["overrides"])
+        state = ema["module"] if weights == "ema" else ckpt["state"]["model"]
+        load_state(model, state, str(run_dir))
+        accuracy[name] = 1 - evaluate_classifier(model.eval(), loader, tta=tta).top1_error
+    return accuracy
+
+
 def variants(args: argparse.Namespace, base: list[str]) -> dict[str, list[str]]:
     """The recipe, and with ``--ablation`` the recipe without each ingredient it uses."""
     out = {"recipe": base}
@@ -233,7 +270,27 @@ def markdown(args: argparse.Namespace, results: dict[str, dict]) -> str:
             hit = [h for h in (time_to(c, args.target) for c in r["curves"]) if h is not None]
             to = f"{statistics.median(hit):.1f} ({len(hit)}/{len(r['curves'])})" if hit else "-"
             lines.append(f"| {name} | {100 * final:.2f}% | {wall:.1f} | {to} |")
+    if "eval_ablation" in main_result:
+        lines += ["", *eval_ablation_table(main_result["eval_ablation"])]
     return "\n".join(lines)
+
+
+def eval_ablation_table(per_seed: list[dict[str, float]]) -> list[str]:
+    """Markdown: each evaluation variant's final test accuracy over the seeds."""
+    lines = [
+        "The final model of each seed evaluated with and without its evaluation-side "
+        "ingredients (one run measures them all: neither changes what is trained):",
+        "",
+        "| evaluation | final test accuracy (median) | min..max | per seed |",
+        "|---|---:|---:|---|",
+    ]
+    for name in per_seed[0]:
+        accs = [seed[name] for seed in per_seed]
+        lines.append(
+            f"| {name} | {100 * statistics.median(accs):.2f}% | {100 * min(accs):.2f}.."
+            f"{100 * max(accs):.2f}% | {', '.join(f'{100 * a:.2f}%' for a in accs)} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--target", type=float, default=0.90, help="test accuracy to reach")
     p.add_argument("--ablation", action="store_true", help="also each ingredient turned off")
+    p.add_argument(
+        "--eval-ablation", action="store_true", help="the final models without EMA and/or TTA"
+    )
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "time_to_accuracy")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -266,10 +326,16 @@ def main(argv: list[str] | None = None) -> int:
         name: run_variant(v, args.seeds, args.out / name.replace(" ", "_"))
         for name, v in variants(args, base).items()
     }
+    if args.eval_ablation:  # after every timed run, so that it costs none of their wall time
+        out = args.out / "recipe"
+        results["recipe"]["eval_ablation"] = [
+            evaluation_ablation(out / f"seed{seed}") for seed in args.seeds
+        ]
     print(markdown(args, results))
     if args.json:
         payload = {
-            name: {"curves": r["curves"], "cpu_min": r["cpu_min"]} for name, r in results.items()
+            name: {k: r[k] for k in ("curves", "cpu_min", "eval_ablation") if k in r}
+            for name, r in results.items()
         }
         payload["script_wall_min"] = (time.perf_counter() - start) / 60
         args.json.write_text(json.dumps(payload, indent=1))

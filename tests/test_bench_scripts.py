@@ -162,3 +162,24 @@ def test_ablation_step_quick_states_each_row_against_the_peak_of_its_arithmetic(
         assert arithmetic == kind, name
         # the table's ms are rounded to 0.01, so the share recomputed from them may differ by 1
         assert abs(float(share.rstrip("%")) - 100 * rate / payload["peaks"][kind]["cpu"]) <= 1
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_evaluation_ablation_matches_the_runs_own_evaluation(capsys, tmp_path):
+    """Of the four evaluations, the EMA weights with flip TTA are what the run itself measured
+    at its end; the other three differ from it only in what is evaluated."""
+    tta = load_benchmark("time_to_accuracy")
+    sets = ["--set", "ema_decay=0.9", "--set", "eval_tta=flip"]
+    argv = ["--quick", "--out", str(tmp_path / "run"), "--eval-ablation", *sets,
+            "--json", str(tmp_path / "c.json")]  # fmt: skip
+    assert tta.main(argv) == 0
+    out = capsys.readouterr().out
+    ablation = json.loads((tmp_path / "c.json").read_text())["recipe"]["eval_ablation"][0]
+    assert list(ablation) == list(tta.EVAL_VARIANTS)
+    final = tta.eval_curve(tmp_path / "run" / "recipe" / "seed0")[-1]["test_acc"]
+    assert ablation["EMA weights, flip TTA"] == pytest.approx(final, abs=1e-9)
+    assert f"| EMA weights, no TTA | {100 * ablation['EMA weights, no TTA']:.2f}% |" in out
+    # without an EMA there is no EMA to evaluate: only the trained weights' two rows
+    assert tta.main(["--quick", "--out", str(tmp_path / "plain")]) == 0
+    plain = tta.evaluation_ablation(tmp_path / "plain" / "recipe" / "seed0")
+    assert list(plain) == ["trained weights, no TTA", "trained weights, flip TTA"]
