@@ -74,7 +74,7 @@ def test_the_machine_line_names_the_bf16_hardware(bf16, amx, words):
 
 
 def test_the_cpu_signature_is_the_first_processors_family_and_model():
-    from resnetlab.bench.timing import cpu_signature
+    from resnetlab.machine import cpu_signature
 
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -87,3 +87,15 @@ def test_the_cpu_signature_is_the_first_processors_family_and_model():
     if "cpu family" not in fields:
         pytest.skip("this /proc/cpuinfo has no cpu family (not x86)")
     assert cpu_signature() == f"family {fields['cpu family']} model {fields['model']}"
+
+
+def test_experiment_records_name_the_cpu_and_its_isa_and_old_records_still_read():
+    from resnetlab.experiments.results import describe_environment, environment
+    from resnetlab.machine import cpu_isa
+
+    env = environment()
+    assert env["ISA"] == cpu_isa()
+    assert env["ISA"].startswith(torch.backends.cpu.get_cpu_capability() + ", ")
+    assert f"({env['CPU']}, {env['ISA']})" in describe_environment(env) or not env["CPU"]
+    old = {k: v for k, v in env.items() if k not in ("CPU", "ISA")}  # a record from before
+    assert describe_environment(old).startswith(f"{env['machine']}, {env['logical CPUs']} ")

@@ -18,7 +18,7 @@ from importlib import metadata
 
 import torch
 
-from resnetlab.machine import cpu_model
+from resnetlab.machine import bf16_words, cpu_isa_flags, cpu_model, cpu_signature
 
 
 @dataclass(frozen=True)
@@ -165,48 +165,15 @@ def peak_flops(device: str | torch.device = "cpu", n: int | None = None) -> dict
     return {"size": n, "flop_per_s": rates}
 
 
-def cpu_signature() -> str:
-    """``family F model M`` from ``/proc/cpuinfo`` (a generic model name hides the generation);
-    empty where unavailable."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("cpu family", "model") and key.strip() not in fields:
-                    fields[key.strip()] = value.strip()
-                if not line.strip():
-                    break  # the first processor's block is enough
-    except OSError:
-        return ""
-    if len(fields) < 2:
-        return ""
-    return f"family {fields['cpu family']} model {fields['model']}"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where unavailable)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def machine_info(device: str | torch.device = "cpu") -> dict:
     """What a benchmark ran on: CPU, cores, threads, GPU, and the versions that matter."""
-    flags = cpu_flags()
     info = {
         "cpu": cpu_model(),
         "cpu_signature": cpu_signature(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_bf16": bool({"avx512_bf16", "amx_bf16"} & flags),
-        "cpu_amx": "amx_bf16" in flags,
+        **cpu_isa_flags(),
         "device": str(device),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -217,15 +184,6 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     return info
-
-
-def bf16_words(info: dict) -> str:
-    """What the CPU has for bf16 arithmetic, in words: AMX tiles, AVX512-BF16 only, or none."""
-    if info.get("cpu_amx"):
-        return "AMX-BF16"
-    if info["cpu_bf16"]:
-        return "AVX512-BF16, no AMX"
-    return "no bf16 instructions"
 
 
 def describe_machine(info: dict) -> str:

@@ -21,7 +21,7 @@ from resnetlab.experiments import beyond, claims, lesson_blocks
 from resnetlab.experiments.claims import Claim
 from resnetlab.experiments.common import recipe_section
 from resnetlab.experiments.lesson_facts import Facts, shown
-from resnetlab.experiments.results import TABLE_HEADER, seeds_phrase, table_rows
+from resnetlab.experiments.results import TABLE_HEADER, machine_words, seeds_phrase, table_rows
 
 HEADINGS = [
     "1. The problem: deeper should do no worse",
@@ -276,7 +276,7 @@ def limits(facts: Facts) -> str:
             else "the tables give the mean ± sample std over them; a few seeds give a rough "
             "spread, not a tight one."
         ),
-        f"Its machine: {facts.environment['machine']}. The same command on another CPU gives "
+        f"Its machine: {machine_words(facts.environment)}. The same command on another CPU gives "
         "other digits (its kernels add in another order, and a deep plain net amplifies the "
         "difference); the verdicts and the spread over seeds are what carry over, not the "
         "digits.",

@@ -20,7 +20,7 @@ import torch
 from resnetlab.analysis.records import write_json
 from resnetlab.atomic import write_text
 from resnetlab.experiments.runner import RunSpec
-from resnetlab.machine import cpu_model
+from resnetlab.machine import cpu_isa, cpu_model, cpu_signature
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,8 @@ def environment() -> dict[str, object]:
     """The machine and the versions that made the numbers."""
     return {
         "machine": f"{platform.system()} {platform.machine()}, {cpu_model()}",
+        "CPU": cpu_signature(),
+        "ISA": cpu_isa(),
         "logical CPUs": os.cpu_count(),
         "torch threads": torch.get_num_threads(),
         "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
@@ -171,10 +173,17 @@ def environment() -> dict[str, object]:
     }
 
 
+def machine_words(env: Mapping[str, object]) -> str:
+    """The machine, with the CPU's family/model and ISA where the record has them (records
+    written before they were kept have neither)."""
+    extra = ", ".join(str(env[k]) for k in ("CPU", "ISA") if env.get(k))
+    return f"{env['machine']} ({extra})" if extra else str(env["machine"])
+
+
 def describe_environment(env: Mapping[str, object]) -> str:
     """One line: the machine, the CPU count and the versions."""
     return (
-        f"{env['machine']}, {env['logical CPUs']} logical CPUs, GPU: {env['GPU']}; "
+        f"{machine_words(env)}, {env['logical CPUs']} logical CPUs, GPU: {env['GPU']}; "
         f"Python {env['python']}, torch {env['torch']}"
     )
 
