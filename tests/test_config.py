@@ -54,6 +54,28 @@ def test_the_preset_can_be_named_in_the_file(tmp_path):
     assert cfg.preset == "fast" and cfg.schedule.kind == "onecycle" and cfg.epochs == 2
 
 
+@pytest.mark.parametrize(
+    ("data", "sizes", "tta"),
+    [("cifar10-jpeg", [24, 28, 32], "flip"), ("cifar100", [24, 28, 32], "flip"),
+     ("digits", [], None), ("folder", [], None)],
+)  # fmt: skip
+def test_fast_adds_progressive_resizing_and_flip_tta_on_the_cifar_sets_only(data, sizes, tta):
+    for cfg in (
+        load_config(preset="fast", sets=[f"data.name={data}"]),
+        load_config(preset="fast", flags={"data.name": data}),  # --data, not --set
+    ):
+        assert (cfg.data.train_sizes, cfg.eval_tta, cfg.epochs) == (sizes, tta, 12)
+
+
+def test_what_fast_adds_on_cifar_gives_way_to_what_the_user_sets(tmp_path):
+    sets = ["data.name=cifar10", "data.train_sizes=[]", "eval_tta=null"]
+    cfg = load_config(preset="fast", sets=sets)
+    assert (cfg.data.train_sizes, cfg.eval_tta) == ([], None)
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: fast\ndata:\n  name: cifar10-jpeg\n  train_sizes: [28, 32]\n")
+    assert load_config(path).data.train_sizes == [28, 32]
+
+
 def test_epochs_and_iterations_replace_each_other():
     assert load_config(preset="cifar-paper", flags={"epochs": 3}).iterations is None
     assert load_config(sets=["iterations=100"]).epochs is None

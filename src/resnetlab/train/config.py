@@ -209,7 +209,8 @@ def load_config(
     merged = _defaults()
     if preset is not None:
         name, overrides = _model_of(layers)
-        merge(merged, preset_values(preset, name, overrides), f"preset {preset}", field_hints())
+        values = preset_values(preset, name, overrides, _data_of(layers))
+        merge(merged, values, f"preset {preset}", field_hints())
     for source, layer in layers:
         merge(merged, layer, source, field_hints())
     merged["preset"] = preset
@@ -229,6 +230,16 @@ def _model_of(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Any, dict[str, 
             if isinstance(model.get("overrides"), dict):
                 overrides = {**overrides, **model["overrides"]}
     return name, overrides
+
+
+def _data_of(layers: list[tuple[str, dict[str, Any]]]) -> str:
+    """The dataset name the layers give (`fast` depends on it)."""
+    name = DataConfig.name
+    for _, layer in layers:
+        data = layer.get("data")
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            name = data["name"]
+    return name
 
 
 def config_from_dict(d: dict[str, Any], source: str = "config") -> RunConfig:
