@@ -2,50 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import platform
+
+
+def cpuinfo() -> dict[str, str]:
+    """The fields of ``/proc/cpuinfo``, each as its first processor gives it (empty where the
+    file is unavailable). Read once: the CPU does not change under a running process."""
+    return dict(_cpuinfo())
+
+
+@functools.cache
+def _cpuinfo() -> tuple[tuple[str, str], ...]:
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return tuple(fields.items())
 
 
 def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return cpuinfo().get("model name") or platform.processor() or "unknown CPU"
 
 
 def cpu_signature() -> str:
     """``family F model M`` from ``/proc/cpuinfo`` (a generic model name hides the generation);
     empty where unavailable."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("cpu family", "model") and key.strip() not in fields:
-                    fields[key.strip()] = value.strip()
-                if not line.strip():
-                    break  # the first processor's block is enough
-    except OSError:
-        return ""
-    if len(fields) < 2:
+    fields = cpuinfo()
+    if "cpu family" not in fields or "model" not in fields:
         return ""
     return f"family {fields['cpu family']} model {fields['model']}"
 
 
 def cpu_flags() -> set[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where unavailable)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(cpuinfo().get("flags", "").split())
 
 
 def bf16_words(info: dict) -> str:
