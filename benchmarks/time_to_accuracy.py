@@ -70,7 +70,7 @@ RECIPES = {
         ],
     ),
     # Fitted on the AMX Xeon (BENCHMARKS.md): `r20-9min` at 10 epochs there took 8.6 minutes and
-    # ended at 84.01%; its final model without the EMA (flip TTA kept) scored 84.81%, so the EMA
+    # ended at 84.01%; its final model without the EMA (flip TTA kept) scored 84.85%, so the EMA
     # goes, and progressive resizing buys 12 epochs in about the time of 10.
     "r20-9min-amx": (
         "fast",

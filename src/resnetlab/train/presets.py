@@ -54,8 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Short runs on a CPU: one-cycle lr (a short linear ramp up, a long linear ramp down), Nesterov
     # momentum, label smoothing 0.1, bf16 where the CPU has native bf16, channels-last, 12 epochs;
     # on CIFAR-sized data also progressive resizing and flip TTA (FAST_ON_CIFAR). The recipe
-    # `r20-9min-amx` of benchmarks/time_to_accuracy.py, which reached 85% on cifar10-jpeg within 9
-    # minutes in each of 3 seeds on a 2-core AMX Xeon (BENCHMARKS.md, "Time to accuracy").
+    # `r20-9min-amx` of benchmarks/time_to_accuracy.py, which reached 85% on cifar10-jpeg in each
+    # of 3 seeds on a 2-core AMX Xeon, at 8.8, 9.1 and 8.8 minutes (BENCHMARKS.md, "Time to
+    # accuracy").
     "fast": {
         "epochs": 12,
         "batch_size": 64,
