@@ -112,6 +112,16 @@ def test_time_to_accuracy_ablation_turns_off_each_ingredient_the_recipe_uses():
         tta.load_config(preset=preset, sets=sets)
 
 
+def test_the_fast_preset_on_cifar_is_the_recipe_that_won_at_nine_minutes():
+    tta = load_benchmark("time_to_accuracy")
+    data = ["data.name=cifar10-jpeg"]
+    configs = [
+        tta.load_config(preset=preset, sets=[*sets, *data])
+        for preset, sets in (tta.RECIPES["fast"], tta.RECIPES["r20-9min-e3"])
+    ]
+    assert configs[0] == configs[1]
+
+
 def test_profile_step_sorts_ops_into_kinds():
     profile_step = load_benchmark("profile_step")
     kind = profile_step.kind_of

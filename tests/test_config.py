@@ -54,23 +54,32 @@ def test_the_preset_can_be_named_in_the_file(tmp_path):
     assert cfg.preset == "fast" and cfg.schedule.kind == "onecycle" and cfg.epochs == 2
 
 
+# An evaluation every third epoch on CIFAR: 3 x the 781 full batches of 64 in 50,000 images.
+CIFAR_EVERY_THIRD_EPOCH = 2343
+
+
 @pytest.mark.parametrize(
-    ("data", "sizes", "tta"),
-    [("cifar10-jpeg", [24, 28, 32], "flip"), ("cifar100", [24, 28, 32], "flip"),
-     ("digits", [], None), ("folder", [], None)],
+    ("data", "sizes", "tta", "every"),
+    [("cifar10-jpeg", [24, 28, 32], "flip", CIFAR_EVERY_THIRD_EPOCH),
+     ("cifar100", [24, 28, 32], "flip", CIFAR_EVERY_THIRD_EPOCH),
+     ("digits", [], None, 0), ("folder", [], None, 0)],
 )  # fmt: skip
-def test_fast_adds_progressive_resizing_and_flip_tta_on_the_cifar_sets_only(data, sizes, tta):
+def test_fast_adds_resizing_flip_tta_and_sparser_evaluations_on_the_cifar_sets_only(
+    data, sizes, tta, every
+):
     for cfg in (
         load_config(preset="fast", sets=[f"data.name={data}"]),
         load_config(preset="fast", flags={"data.name": data}),  # --data, not --set
     ):
-        assert (cfg.data.train_sizes, cfg.eval_tta, cfg.epochs) == (sizes, tta, 12)
+        got = (cfg.data.train_sizes, cfg.eval_tta, cfg.eval_every, cfg.epochs)
+        assert got == (sizes, tta, every, 12)
+        assert cfg.batch_size == 64  # what `every` counts batches of
 
 
 def test_what_fast_adds_on_cifar_gives_way_to_what_the_user_sets(tmp_path):
-    sets = ["data.name=cifar10", "data.train_sizes=[]", "eval_tta=null"]
+    sets = ["data.name=cifar10", "data.train_sizes=[]", "eval_tta=null", "eval_every=0"]
     cfg = load_config(preset="fast", sets=sets)
-    assert (cfg.data.train_sizes, cfg.eval_tta) == ([], None)
+    assert (cfg.data.train_sizes, cfg.eval_tta, cfg.eval_every) == ([], None, 0)
     path = tmp_path / "run.yaml"
     path.write_text("preset: fast\ndata:\n  name: cifar10-jpeg\n  train_sizes: [28, 32]\n")
     assert load_config(path).data.train_sizes == [28, 32]
