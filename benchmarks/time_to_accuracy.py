@@ -95,12 +95,12 @@ RECIPES = {
         ],
     ),
     # 90% within 30 minutes: a deeper net (1.7x ResNet-20's multiply-adds), with stochastic depth
-    # and cutmix; or ResNet-20 at twice the width (32/64/128: 4x the multiply-adds, but with AMX
-    # bf16 about 2x the time per image, since wider convolutions fill the tiles better), with the
+    # and cutmix; or ResNet-20 at twice the width (32/64/128: 4x the multiply-adds), with the
     # recipe that won at 9 minutes (no EMA, flip TTA, progressive resizing, an evaluation every
-    # third epoch) and 18 epochs: at the 442 images/s of a bare bf16 step of this net at batch 64
-    # on the AMX Xeon, and the 0.82 of a 32-pixel epoch's time that ResNet-20's resized epochs took
-    # there, about 26 minutes with the evaluations.
+    # third epoch) and the 18 epochs that fit 30 minutes. On the AMX Xeon it trained at 578
+    # images/s against ResNet-20's 1,268 in `r20-9min-e3` (2.2x the time per image for 4x the
+    # multiply-adds: wider convolutions fill the tiles better) and reached 88.72% in 28.1 minutes
+    # (BENCHMARKS.md).
     "r32-30min": (
         "fast",
         [

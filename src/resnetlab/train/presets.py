@@ -3,7 +3,7 @@ fine-tuning pretrained weights on a small dataset.
 
 A preset is a partial config (nested like ``RunConfig``); the YAML file, ``--set`` and the flags
 go on top of it. ``preset_values`` adds what depends on the model (the ResNet-110 warm-up) and on
-the data (`fast`'s progressive resizing and flip TTA on the CIFAR sets).
+the data (`fast`'s progressive resizing, flip TTA and sparser evaluations on the CIFAR sets).
 """
 
 from __future__ import annotations
