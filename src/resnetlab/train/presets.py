@@ -116,7 +116,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 FAST_ON_CIFAR = {
     "data": {"train_sizes": [24, 28, 32]},
     "eval_tta": "flip",
-    "eval_every": 3 * (50_000 // 64),  # at another batch size, another number of epochs
+    # in batches of `fast`'s 64: at another batch size, another number of epochs
+    "eval_every": 3 * (50_000 // PRESETS["fast"]["batch_size"]),
 }
 CIFAR_SIZED = ("cifar10", "cifar10-jpeg", "cifar100")
 
@@ -138,9 +139,8 @@ def preset_values(
     if name == "cifar-paper" and depth is not None and depth >= WARMUP_MIN_DEPTH:
         values["schedule"].update(RESNET110_WARMUP)
     if name == "fast" and data in CIFAR_SIZED:
-        values["data"] = {**values.get("data", {}), **FAST_ON_CIFAR["data"]}
-        values["eval_tta"] = FAST_ON_CIFAR["eval_tta"]
-        values["eval_every"] = FAST_ON_CIFAR["eval_every"]
+        for key, value in copy.deepcopy(FAST_ON_CIFAR).items():  # sections merge, values replace
+            values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
     return values
 
 
