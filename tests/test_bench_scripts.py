@@ -122,6 +122,22 @@ def test_the_fast_preset_on_cifar_is_the_recipe_that_won_at_nine_minutes():
     assert configs[0] == configs[1]
 
 
+def test_recipes_measured_before_fast_changed_still_resolve_to_the_runs_recorded():
+    tta = load_benchmark("time_to_accuracy")
+    data = ["data.name=cifar10-jpeg"]
+
+    def resolve(recipe, *extra):
+        preset, sets = tta.RECIPES[recipe]
+        return tta.load_config(preset=preset, sets=[*sets, *extra, *data])
+
+    old = resolve("r20-9min")  # `fast` before its CIFAR additions: every epoch, 32 px, no TTA
+    assert (old.data.train_sizes, old.eval_every, old.eval_tta) == ([], 0, "flip")
+    amx = resolve("r20-9min-amx")  # evaluated every epoch, as its 12-row table in BENCHMARKS.md
+    assert (amx.data.train_sizes, amx.eval_every, amx.eval_tta) == ([24, 28, 32], 0, "flip")
+    # BENCHMARKS.md's command for r20-9min-e3 is r20-9min-amx with eval_every=2343
+    assert resolve("r20-9min-amx", "eval_every=2343") == resolve("r20-9min-e3")
+
+
 def test_profile_step_sorts_ops_into_kinds():
     profile_step = load_benchmark("profile_step")
     kind = profile_step.kind_of
