@@ -161,7 +161,8 @@ RECIPES = {
     ),
     # The same net for the 31 epochs that its 27 (24.7 minutes, the evaluations included) say
     # fit 30 minutes: an epoch at 24, 28 and 32 pixels took about 44, 54 and 64 seconds there.
-    # On the AMX Xeon: 89.65% in 28.7 minutes, one seed (BENCHMARKS.md).
+    # On the AMX Xeon: 89.65% in 28.7 minutes (seed 0); seed 1 on a Zen 4 EPYC without AMX: 89.43%
+    # in 51.9 minutes (BENCHMARKS.md).
     "wide14-31ep": (
         "fast",
         [

@@ -55,8 +55,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # momentum, label smoothing 0.1, bf16 where the CPU has native bf16, channels-last, 12 epochs;
     # on CIFAR-sized data also progressive resizing, flip TTA and an evaluation every third epoch
     # (FAST_ON_CIFAR). The recipe `r20-9min-e3` of benchmarks/time_to_accuracy.py, which reached
-    # 85% on cifar10-jpeg in each of 3 seeds on a 2-core AMX Xeon, at 8.77, 8.69 and 8.77 minutes
-    # (BENCHMARKS.md, "Time to accuracy").
+    # 85% on cifar10-jpeg in each of 3 seeds on a 2-core AMX Xeon, at 8.77, 8.69 and 8.77 minutes,
+    # and at 11.7, 11.8 and 11.2 on a 2-core Zen 4 EPYC without AMX (BENCHMARKS.md, "Time to
+    # accuracy").
     "fast": {
         "epochs": 12,
         "batch_size": 64,
