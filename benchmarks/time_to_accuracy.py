@@ -68,6 +68,20 @@ def fast_before_cifar_additions() -> list[str]:
 
 
 OLD_FAST = fast_before_cifar_additions()
+
+
+def wide_recipe(depth: int, epochs: int) -> tuple[str, list[str]]:
+    """A CIFAR ResNet of ``depth`` at twice the paper's widths (32/64/128) for ``epochs``, with the
+    recipe that won at 9 minutes (no EMA, flip TTA, progressive resizing, sparser evaluations)."""
+    return "fast", [
+        "model.name=cifar_resnet",
+        f"model.overrides.depth={depth}",
+        "model.overrides.widths=[32, 64, 128]",
+        f"epochs={epochs}",
+        *WINNER_9MIN,
+    ]
+
+
 # name: (preset, --set strings). Candidates for the issue's targets; see BENCHMARKS.md. Those
 # measured before `fast` took on its CIFAR additions start from OLD_FAST, so that each resolves to
 # the run BENCHMARKS.md records.
@@ -136,43 +150,16 @@ RECIPES = {
             "data.cutmix_alpha=1.0",
         ],
     ),
-    "wide20-30min": (
-        "fast",
-        [
-            "model.name=cifar_resnet",
-            "model.overrides.depth=20",
-            "model.overrides.widths=[32, 64, 128]",
-            "epochs=18",
-            *WINNER_9MIN,
-        ],
-    ),
+    "wide20-30min": wide_recipe(depth=20, epochs=18),
     # The same width at depth 14 (two blocks per stage instead of three), trading depth for
     # epochs after the depth-20 net ended at 88.72% in 18: on the AMX Xeon its 27 epochs took
     # 24.7 minutes and ended at 89.09% (BENCHMARKS.md).
-    "wide14-30min": (
-        "fast",
-        [
-            "model.name=cifar_resnet",
-            "model.overrides.depth=14",
-            "model.overrides.widths=[32, 64, 128]",
-            "epochs=27",
-            *WINNER_9MIN,
-        ],
-    ),
+    "wide14-30min": wide_recipe(depth=14, epochs=27),
     # The same net for the 31 epochs that its 27 (24.7 minutes, the evaluations included) say
     # fit 30 minutes: an epoch at 24, 28 and 32 pixels took about 44, 54 and 64 seconds there.
     # On the AMX Xeon: 89.65% in 28.7 minutes (seed 0); seed 1 on a Zen 4 EPYC without AMX: 89.43%
     # in 51.9 minutes (BENCHMARKS.md).
-    "wide14-31ep": (
-        "fast",
-        [
-            "model.name=cifar_resnet",
-            "model.overrides.depth=14",
-            "model.overrides.widths=[32, 64, 128]",
-            "epochs=31",
-            *WINNER_9MIN,
-        ],
-    ),
+    "wide14-31ep": wide_recipe(depth=14, epochs=31),
 }
 # ingredient: the --set that turns it off (applied when the recipe has it on)
 INGREDIENTS = {
