@@ -239,18 +239,20 @@ def run_variant(sets: list[str], seeds: list[int], out: Path) -> dict:
 
 
 # The evaluation-side ingredients, each on or off in the final model's evaluation: neither changes
-# what is trained (the EMA is a shadow copy of the weights), so one run measures all four.
+# what is trained (the EMA is a shadow copy of the weights), so one run measures them all.
 EVAL_VARIANTS = {  # name: (weights, tta)
     "trained weights, no TTA": ("model", None),
     "trained weights, flip TTA": ("model", "flip"),
+    "trained weights, flip-shift TTA": ("model", "flip-shift"),
     "EMA weights, no TTA": ("ema", None),
     "EMA weights, flip TTA": ("ema", "flip"),
+    "EMA weights, flip-shift TTA": ("ema", "flip-shift"),
 }
 
 
 def evaluation_ablation(run_dir: Path) -> dict[str, float]:
-    """Test accuracy of a finished run's last checkpoint with and without its weight EMA and
-    flip TTA (the variants the run has: no EMA, no EMA rows)."""
+    """Test accuracy of a finished run's last checkpoint with and without its weight EMA, and
+    with no, flip and flip-shift TTA (the variants the run has: no EMA, no EMA rows)."""
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     cfg = ckpt["config"]
     cpu = torch.device("cpu")
@@ -378,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--eval-ablation", action="store_true", help="the final models without EMA and/or TTA"
     )
+    p.add_argument(
+        "--eval-ablation-of",
+        type=Path,
+        nargs="+",
+        metavar="SEED_DIR",
+        help="only the --eval-ablation table of finished runs (RUN/recipe/seedN); trains nothing",
+    )
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "time_to_accuracy")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -386,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.eval_ablation_of:
+        print(
+            "\n".join(eval_ablation_table([evaluation_ablation(d) for d in args.eval_ablation_of]))
+        )
+        return 0
     if args.quick:
         data = ["data.name=digits", "epochs=1", "batch_size=64"]
     else:

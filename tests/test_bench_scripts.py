@@ -208,4 +208,9 @@ def test_time_to_accuracy_evaluation_ablation_matches_the_runs_own_evaluation(ca
     # without an EMA there is no EMA to evaluate: only the trained weights' two rows
     assert tta.main(["--quick", "--out", str(tmp_path / "plain")]) == 0
     plain = tta.evaluation_ablation(tmp_path / "plain" / "recipe" / "seed0")
-    assert list(plain) == ["trained weights, no TTA", "trained weights, flip TTA"]
+    assert list(plain) == [name for name in tta.EVAL_VARIANTS if name.startswith("trained")]
+    # the table alone, of the finished run, trains nothing and prints the same accuracies
+    assert tta.main(["--eval-ablation-of", str(tmp_path / "plain" / "recipe" / "seed0")]) == 0
+    table = capsys.readouterr().out
+    for name, acc in plain.items():
+        assert f"| {name} | {100 * acc:.2f}% |" in table

@@ -18,9 +18,16 @@ from resnetlab.evaluation.report import (
     output_paths,
     write_outputs,
 )
+from resnetlab.nn.views import TTA_VIEWS
 
 SHOW_CONFUSION_MAX = 20  # print the confusion matrix on the terminal up to this many classes
-VIEWS = {1: "", 2: ", each image and its mirror", 10: ", 10 crops per image"}
+# how each way of viewing the images is named: on the terminal, and at the end of the --out folder
+VIEWS = {
+    None: ("", ""),
+    "flip": (", each image and its mirror", "-flip"),
+    "flip-shift": (", each image and its mirror, as they are and moved 2 pixels", "-flipshift"),
+    "10crop": (", 10 crops per image", "-10crop"),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tta",
         choices=TTA,
-        help="test-time augmentation: flip averages the softmax of each image and its mirror",
+        help="test-time augmentation: flip averages the softmax of each image and its mirror; "
+        "flip-shift those two and both moved 2 pixels down-right and up-left",
     )
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="default 256")
     p.add_argument(
@@ -82,7 +90,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise ConfigError(f"--workers must be at least 0; got {args.workers}")
     if args.tta and args.ten_crop:
-        raise ConfigError("--tta flip and --ten-crop: the 10 crops hold their mirror images")
+        raise ConfigError(f"--tta {args.tta} and --ten-crop: the 10 crops hold their mirror images")
     device = resolve_device(args.device)
     model, ckpt, path = load_trained(
         args.checkpoint,
@@ -95,8 +103,9 @@ def run_eval(args: argparse.Namespace) -> int:
         strict=args.strict,
     )
     data_name = args.data or ckpt["data"]["name"]
-    views = 10 if args.ten_crop else 2 if args.tta == "flip" else 1
-    out = Path(args.out) if args.out else default_out(path, data_name, args.split, views)
+    viewing = "10crop" if args.ten_crop else args.tta
+    views = 10 if args.ten_crop else TTA_VIEWS[args.tta] if args.tta else 1
+    out = Path(args.out) if args.out else default_out(path, data_name, args.split, viewing)
     output_paths(
         out, [path], folders=[data_folder(data_name, args.data_dir or _own_root(ckpt, data_name))]
     )
@@ -134,7 +143,7 @@ def run_eval(args: argparse.Namespace) -> int:
     at = "" if meta["iteration"] is None else f", iteration {meta['iteration']}"
     header = {
         "checkpoint": f"{path} ({meta['model']}{at})",
-        "data": f"{data_name} {args.split}" + VIEWS[views],
+        "data": f"{data_name} {args.split}" + VIEWS[viewing][0],
     }
     print(format_summary(result, header), end="")
     if len(result.classes) <= SHOW_CONFUSION_MAX:
@@ -145,13 +154,12 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_out(checkpoint: Path, data: str, split: str, views: int) -> Path:
-    """``RUN/eval/NAME-DATA-SPLIT[-flip|-10crop]`` for ``RUN/checkpoints/NAME.pt``; else
-    beside it."""
+def default_out(checkpoint: Path, data: str, split: str, viewing: str | None) -> Path:
+    """``RUN/eval/NAME-DATA-SPLIT[-flip|-flipshift|-10crop]`` for ``RUN/checkpoints/NAME.pt``
+    (``viewing``: a key of VIEWS); else beside it."""
     folder = checkpoint.parent
     run = folder.parent if folder.name == "checkpoints" else folder
-    suffix = {1: "", 2: "-flip", 10: "-10crop"}[views]
-    return run / "eval" / f"{checkpoint.stem}-{data}-{split}{suffix}"
+    return run / "eval" / f"{checkpoint.stem}-{data}-{split}{VIEWS[viewing][1]}"
 
 
 def _own_root(ckpt: dict, data_name: str) -> str | None:

@@ -22,13 +22,14 @@ import yaml
 
 from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models import get_spec
+from resnetlab.nn.views import TTA_VIEWS
 from resnetlab.train.converters import implied_overrides
 from resnetlab.train.layers import merge, nest, parse_set, read_yaml
 from resnetlab.train.presets import PRESETS, preset_values
 
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 SGD_IMPLEMENTATIONS = ("auto", "loop", "foreach", "fused")
-EVAL_TTA = ("flip",)
+EVAL_TTA = tuple(TTA_VIEWS)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 PART_PATTERN = re.compile(r"stem|backbone|(layer|stage)\d+")  # what model.freeze may name
@@ -156,7 +157,8 @@ class RunConfig:
     # best.pt and `resnetlab eval` then use the EMA weights. 0 = off.
     ema_decay: float = 0.0
     # Test-time augmentation of every evaluation: "flip" scores each image by the softmax
-    # averaged over it and its mirror image (as `resnetlab eval --tta flip`); null = none.
+    # averaged over it and its mirror image (as `resnetlab eval --tta flip`); "flip-shift" over
+    # those two and both moved 2 pixels down-right and up-left (3x the cost); null = none.
     eval_tta: str | None = None
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
     preset: str | None = None  # the named preset this config started from (see PRESETS)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from resnetlab.errors import UserError
-from resnetlab.nn.views import flip_views, score_views
+from resnetlab.nn.views import score_views, tta_views
 from resnetlab.train import distributed
 from resnetlab.train.cleanup import FolderSnapshot
 from resnetlab.train.config import RunConfig
@@ -182,7 +182,9 @@ def evaluate(
     The model runs in eval mode (BN uses its running statistics) and is put back as it was. In a
     distributed run each rank passes its shard and the sums are added up across ranks. With
     ``tta="flip"`` each image is scored by the softmax averaged over it and its mirror image
-    (the averaging of ``resnetlab eval --tta flip``); the loss is that average's cross-entropy.
+    (the averaging of ``resnetlab eval --tta flip``), with ``"flip-shift"`` over those two and
+    both moved 2 pixels either way (``nn.views.tta_views``); the loss is that average's
+    cross-entropy.
 
     Returns:
         {"loss": ..., "error": ...}, the error as a fraction in [0, 1].
@@ -194,8 +196,8 @@ def evaluate(
     totals, count = None, 0  # loss sum and errors on the device (no host sync per batch); images
     for images, labels in loader.epoch(0):
         with autocast(precision, images.device):
-            if tta == "flip":  # log of the mean softmax: the loss and argmax of the average
-                logits = score_views(plain, flip_views(images))  # (B, num_classes)
+            if tta is not None:  # log of the mean softmax: the loss and argmax of the average
+                logits = score_views(plain, tta_views(images, tta))  # (B, num_classes)
             else:
                 logits = plain(images).float()  # (B, num_classes)
         loss = F.cross_entropy(logits, labels, reduction="sum")
