@@ -122,20 +122,33 @@ def test_the_fast_preset_on_cifar_is_the_recipe_that_won_at_nine_minutes():
     assert configs[0] == configs[1]
 
 
-def test_recipes_measured_before_fast_changed_still_resolve_to_the_runs_recorded():
+def resolve(recipe, *extra):
+    """The config a time_to_accuracy.py recipe trains on cifar10-jpeg, with more --set strings."""
     tta = load_benchmark("time_to_accuracy")
-    data = ["data.name=cifar10-jpeg"]
+    preset, sets = tta.RECIPES[recipe]
+    return tta.load_config(preset=preset, sets=[*sets, *extra, "data.name=cifar10-jpeg"])
 
-    def resolve(recipe, *extra):
-        preset, sets = tta.RECIPES[recipe]
-        return tta.load_config(preset=preset, sets=[*sets, *extra, *data])
 
+def test_recipes_measured_before_fast_changed_still_resolve_to_the_runs_recorded():
     old = resolve("r20-9min")  # `fast` before its CIFAR additions: every epoch, 32 px, no TTA
     assert (old.data.train_sizes, old.eval_every, old.eval_tta) == ([], 0, "flip")
     amx = resolve("r20-9min-amx")  # evaluated every epoch, as its 12-row table in BENCHMARKS.md
     assert (amx.data.train_sizes, amx.eval_every, amx.eval_tta) == ([24, 28, 32], 0, "flip")
     # BENCHMARKS.md's command for r20-9min-e3 is r20-9min-amx with eval_every=2343
     assert resolve("r20-9min-amx", "eval_every=2343") == resolve("r20-9min-e3")
+
+
+def test_the_zen4_recipes_are_the_commands_benchmarks_md_records():
+    # BENCHMARKS.md records them as `--recipe fast` with --set strings, run before they had names
+    b128 = ["batch_size=128", "optim.lr=0.4"]
+    assert resolve("r20-b128-16px") == resolve(
+        "fast", *b128, "data.train_sizes=[16, 24, 32]", "eval_every=1560"
+    )
+    four = resolve("r20-b128-4sizes")
+    assert four == resolve("fast", *b128, "data.train_sizes=[16, 20, 24, 32]", "eval_every=2340")
+    # an evaluation every sixth of the 12 epochs: 390 full batches of 128 in 50,000 images
+    assert (four.batch_size, four.epochs, four.eval_every) == (128, 12, 6 * (50_000 // 128))
+    assert (four.eval_tta, four.optim.lr) == ("flip", 0.4)
 
 
 def test_profile_step_sorts_ops_into_kinds():
