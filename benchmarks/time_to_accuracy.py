@@ -187,6 +187,34 @@ RECIPES = {
             "eval_every=2340",
         ],
     ),
+    # For the AVX2-only Zen 3 EPYC (fp32), where an epoch of ResNet-20 in batches of 128 took
+    # 44, 70, 91 and 159 s at 16, 20, 24 and 32 pixels in `resnetlab bench train` (BENCHMARKS.md):
+    # the batch-128 recipe cut to what fits 9 minutes there, one epoch per size, most at 16
+    # pixels, and one evaluation, at the end. At equal minutes: ResNet-20 for 7 epochs, or the
+    # depth-14 net (two blocks per stage, about 0.7 of the time per epoch) for 9.
+    "r20-avx2-9min": (
+        "fast",
+        [
+            "model.name=resnet20",
+            "batch_size=128",
+            "optim.lr=0.4",
+            "epochs=7",
+            "data.train_sizes=[16, 16, 16, 16, 20, 24, 32]",
+            "eval_every=100000",
+        ],
+    ),
+    "r14-avx2-9min": (
+        "fast",
+        [
+            "model.name=cifar_resnet",
+            "model.overrides.depth=14",
+            "batch_size=128",
+            "optim.lr=0.4",
+            "epochs=9",
+            "data.train_sizes=[16, 16, 16, 16, 16, 20, 24, 32, 32]",
+            "eval_every=100000",
+        ],
+    ),
 }
 # ingredient: the --set that turns it off (applied when the recipe has it on)
 INGREDIENTS = {

@@ -151,6 +151,31 @@ def test_the_zen4_recipes_are_the_commands_benchmarks_md_records():
     assert (four.eval_tta, four.optim.lr) == ("flip", 0.4)
 
 
+def test_the_avx2_recipes_are_the_commands_benchmarks_md_records():
+    # BENCHMARKS.md records them as r20-b128-4sizes with --set strings, run before they had names
+    r20 = resolve("r20-avx2-9min")
+    assert r20 == resolve(
+        "r20-b128-4sizes",
+        "epochs=7",
+        "data.train_sizes=[16, 16, 16, 16, 20, 24, 32]",
+        "eval_every=100000",
+    )
+    r14 = resolve("r14-avx2-9min")
+    assert r14 == resolve(
+        "r20-b128-4sizes",
+        "model.name=cifar_resnet",
+        "model.overrides.depth=14",
+        "epochs=9",
+        "data.train_sizes=[16, 16, 16, 16, 16, 20, 24, 32, 32]",
+        "eval_every=100000",
+    )
+    # one epoch per size, and one evaluation: at the end (7 and 9 epochs of 390 batches of 128)
+    for cfg in (r20, r14):
+        assert len(cfg.data.train_sizes) == cfg.epochs and cfg.data.train_sizes[-1] == 32
+        assert cfg.eval_every > cfg.epochs * (50_000 // cfg.batch_size)
+    assert (r14.model.name, r14.model.overrides["depth"]) == ("cifar_resnet", 14)
+
+
 def test_profile_step_sorts_ops_into_kinds():
     profile_step = load_benchmark("profile_step")
     kind = profile_step.kind_of
