@@ -63,6 +63,7 @@ def test_the_timed_step_trains_the_model():
         "batch_size": 4,
         "channels_last": False,
         "compile": False,
+        "host_memory": "auto",
     }
 
 

@@ -109,6 +109,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def minor_faults() -> int:
+    """The process's minor page faults so far (pages the kernel mapped in without I/O, as fresh
+    zeroed memory is): ``ru_minflt``."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def current_rss_mib() -> float:
     """The process's resident memory now, in MiB (``/proc/self/statm``; peak where absent)."""
     try:

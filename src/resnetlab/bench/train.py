@@ -21,6 +21,7 @@ from resnetlab.bench.timing import (
     describe_machine,
     machine_info,
     matmul_flops,
+    minor_faults,
     peak_gpu_mib,
     peak_rss_mib,
     time_windows,
@@ -132,6 +133,7 @@ def make_train_step(model_name: str = "resnet20", **options: Any) -> TrainSetup:
         "batch_size": cfg.batch_size,
         "channels_last": cfg.channels_last,
         "compile": cfg.compile,
+        "host_memory": cfg.host_memory,
     }
     return TrainSetup(step, unwrap(run.model), run.info, run.precision, run.device, settings, cfg)
 
@@ -161,11 +163,14 @@ def bench_train(
         ``train_flop_per_image`` (3 x 2 x forward multiply-adds: forward, and backward to both
         inputs and weights), ``achieved_flop_per_s``, ``peak_flop_per_s`` (a matmul in the
         step's precision, measured in the same run), ``peak_fraction``, ``peak_rss_mib``,
-        ``peak_gpu_mib`` and ``machine``.
+        ``minor_faults_per_step`` (over the timed windows), ``peak_gpu_mib`` and ``machine``.
     """
     s = make_train_step(model_name, **options)
     batch_size = s.settings["batch_size"]
-    seconds = time_windows(s.step, warmup=warmup, windows=windows, iters=steps, device=s.device)
+    time_windows(s.step, warmup=warmup, windows=0, iters=steps, device=s.device)
+    faults = minor_faults()
+    seconds = time_windows(s.step, warmup=0, windows=windows, iters=steps, device=s.device)
+    faults_per_step = (minor_faults() - faults) / (windows * steps)
     rates = Stats.of([batch_size / t for t in seconds])
     flop_per_image = 6 * summarize(s.model, s.info.image_size, s.info.channels).macs
     peak = matmul_flops(PEAK_DTYPES[s.precision], s.device, peak_size)
@@ -188,6 +193,7 @@ def bench_train(
         "peak_flop_per_s": peak,
         "peak_fraction": achieved / peak,
         "peak_rss_mib": peak_rss_mib(),
+        "minor_faults_per_step": faults_per_step,
         "peak_gpu_mib": peak_gpu_mib(s.device),
         "machine": machine_info(s.device),
     }
@@ -208,7 +214,9 @@ def format_train(r: dict) -> str:
             f"  {r['achieved_flop_per_s'] / 1e9:.1f} GFLOP/s achieved = "
             f"{100 * r['peak_fraction']:.1f}% of the measured {r['precision']} matmul peak "
             f"{r['peak_flop_per_s'] / 1e9:.1f} GFLOP/s",
-            f"  peak RSS {r['peak_rss_mib']:.0f} MiB{gpu}",
+            f"  peak RSS {r['peak_rss_mib']:.0f} MiB{gpu}; "
+            f"{r['minor_faults_per_step']:.0f} minor page faults per step "
+            f"(host_memory={r['host_memory']})",
             f"  {describe_machine(r['machine'])}",
         ]
     )

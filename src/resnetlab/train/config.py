@@ -24,6 +24,7 @@ from resnetlab.errors import ConfigError, check_choice
 from resnetlab.models import get_spec
 from resnetlab.nn.views import TTA_VIEWS
 from resnetlab.train.converters import implied_overrides
+from resnetlab.train.host_memory import HOST_MEMORY
 from resnetlab.train.layers import merge, nest, parse_set, read_yaml
 from resnetlab.train.presets import PRESETS, preset_values
 
@@ -144,6 +145,9 @@ class RunConfig:
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (loss scaling) | "auto" (bf16 if native)
     channels_last: bool = False  # NHWC memory format for model and batches
     compile: bool = False  # torch.compile the model (its forward, and its backward by AOTAutograd)
+    # Host memory that a step frees: "keep" it in malloc for the next step (no page faults each
+    # step; train.host_memory), "system" (the C library's own behaviour), "auto" (keep on CPU).
+    host_memory: str = "auto"
     deterministic: bool = False  # deterministic algorithms: bit-identical reruns and resumes
     sync_bn: bool = False  # distributed: batch statistics over the global batch
     eval_every: int = 0  # iterations between evaluations; 0 = at the end of every epoch
@@ -294,6 +298,7 @@ def validate(cfg: RunConfig, source: str = "") -> None:
     check_choice(f"{where}schedule.kind", cfg.schedule.kind, SCHEDULES)
     check_choice(f"{where}precision", cfg.precision, PRECISIONS)
     check_choice(f"{where}optim.implementation", cfg.optim.implementation, SGD_IMPLEMENTATIONS)
+    check_choice(f"{where}host_memory", cfg.host_memory, HOST_MEMORY)
     if cfg.eval_tta is not None:
         check_choice(f"{where}eval_tta", cfg.eval_tta, EVAL_TTA)
     if cfg.preset is not None:

@@ -43,6 +43,7 @@ from resnetlab.train.config import RunConfig, config_to_yaml
 from resnetlab.train.distributed import World, unwrap
 from resnetlab.train.ema import WeightEMA
 from resnetlab.train.finetune import freeze
+from resnetlab.train.host_memory import apply_host_memory
 from resnetlab.train.meter import IntervalMeter
 from resnetlab.train.metrics import RunLog, truncate_records
 from resnetlab.train.optim import make_optimizer, param_groups
@@ -117,6 +118,7 @@ def build_run(cfg: RunConfig, out: Path | None, world: World, resume: bool = Fal
         resume: continue from ``out/checkpoints/last.pt`` where there is one.
     """
     device = resolve_device(cfg.device, world.local_rank)
+    apply_host_memory(cfg.host_memory, device.type)  # before the data and the model take any
     distributed.init(world, device)
     if cfg.deterministic:
         set_deterministic(True)
