@@ -177,7 +177,9 @@ RECIPES = {
         ],
     ),
     # The same with the epochs in four parts at 16, 20, 24 and 32 pixels (3 epochs each, against
-    # 4, 4, 4 at 16, 24, 32) and an evaluation every sixth epoch, to come in under 9 minutes there.
+    # 4, 4, 4 at 16, 24, 32) and an evaluation every sixth epoch, to come in under 9 minutes there:
+    # 85.00, 84.57, 85.33% at 8.94, 9.23, 8.60 minutes; on a second Zen 4 machine with freed host
+    # memory kept, the same accuracies at 8.28, 6.83, 7.43 (BENCHMARKS.md).
     "r20-b128-4sizes": (
         "fast",
         [

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bench_support import load_benchmark, table_rows
+from resnetlab.models import create_model
 
 
 def test_bench_train_script_quick(capsys, tmp_path):
@@ -252,3 +253,82 @@ def test_time_to_accuracy_evaluation_ablation_matches_the_runs_own_evaluation(ca
     table = capsys.readouterr().out
     for name, acc in plain.items():
         assert f"| {name} | {100 * acc:.2f}% |" in table
+
+
+def test_conv_kernels_counts_a_problems_arithmetic_from_its_descriptor():
+    conv_kernels = load_benchmark("conv_kernels")
+    flop = conv_kernels.problem_flop
+    # ResNet-20's first stage: 128 images, 16 -> 16 channels, 32x32 out, 3x3 kernel
+    assert flop("mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1") == (
+        2 * 128 * 16 * 16 * 32 * 32 * 9
+    )
+    # a strided one, and groups (each output channel sees ic / g inputs)
+    strided = "mb8_ic16oc32_ih32oh16kh3sh2dh0ph1_iw32ow16kw3sw2dw0pw1"
+    assert flop(strided) == 2 * 8 * 16 * 32 * 16 * 16 * 9
+    assert flop("g32mb1_ic32oc32_ih14oh14kh3sh1dh0ph1_iw14ow14kw3sw1dw0pw1") == 2 * 32 * 196 * 9
+    with pytest.raises(ValueError, match="no ic, oc"):
+        flop("mb2_ih4oh4kh3")
+    assert conv_kernels.layer_name("mb8_ic16oc32_ih32oh16kh3sh2dh0ph1_iw32ow16kw3sw2dw0pw1") == (
+        "16->32, 32x32 px, 3x3 stride 2"
+    )
+    line = (
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_bf16,"
+        "forward_training,src:bf16::blocked:acdb::f0 dst:bf16::blocked:acdb::f0,"
+        "attr-scratchpad:user,alg:convolution_direct,"
+        "mb128_ic3oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1,0.848877"
+    )
+    (e,) = conv_kernels.parse_verbose([line, "onednn_verbose,v1,info,cpu,runtime:OpenMP", "x"])
+    assert (e["kind"], e["prop_kind"], e["ms"]) == ("convolution", "forward_training", 0.848877)
+    assert e["implementation"] == "brg_conv_fwd:avx512_core_bf16"
+
+
+def test_conv_kernels_quick_finds_every_convolution_of_the_step(tmp_path):
+    """oneDNN's executions over one step: each conv layer forward and to its weights, each but
+    the stem to its input, and the forward arithmetic equal to a count from the layers."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    conv_kernels = load_benchmark("conv_kernels")
+    out_json = tmp_path / "conv.json"
+    assert conv_kernels.main(["--quick", "--precision", "fp32", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    if not result["layers"]:
+        pytest.skip("this torch build ran the convolutions without oneDNN")
+    model = create_model("resnet20")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    sizes = {}
+    hooks = [c.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, o.shape)) for c in convs]
+    model(torch.zeros(1, 3, 16, 16))
+    for h in hooks:
+        h.remove()
+    expected = sum(  # 2 x batch 8 x output pixels x output channels x (inputs x kernel) per pixel
+        2 * 8 * sizes[c][2] * sizes[c][3] * c.out_channels * c.in_channels * 9 for c in convs
+    )
+    rows = result["layers"]
+    calls = {p: sum(r["calls_per_step"] for r in rows if r["pass"] == p) for p in
+             ("forward", "gradient of the input", "gradient of the weights")}  # fmt: skip
+    assert calls == {
+        "forward": len(convs),
+        "gradient of the input": len(convs) - 1,  # the images need no gradient
+        "gradient of the weights": len(convs),
+    }
+    forward = sum(
+        conv_kernels.problem_flop(r["problem"]) * r["calls_per_step"]
+        for r in rows
+        if r["pass"] == "forward"
+    )
+    assert forward == expected
+    assert result["conv_ms_per_step"] == pytest.approx(sum(r["ms_per_step"] for r in rows))
+
+
+def test_bench_host_memory_quick_pairs_the_two_settings(capsys, tmp_path):
+    bench = load_benchmark("bench_host_memory")
+    out_json = tmp_path / "host.json"
+    assert bench.main(["--quick", "--json", str(out_json)]) == 0
+    payload = json.loads(out_json.read_text())
+    (pair,) = payload["pairs"]
+    assert [pair[s]["host_memory"] for s in ("system", "keep")] == ["system", "keep"]
+    ratio = pair["keep"]["img_per_s"] / pair["system"]["img_per_s"]
+    assert payload["summary"]["ratios"] == [pytest.approx(ratio)]
+    assert f"median **{ratio:.3f}x**" in capsys.readouterr().out
