@@ -39,8 +39,9 @@ def faults_per_round(setting: str) -> float:
 @pytest.mark.skipif(glibc_version() is None, reason="the setting is glibc's malloc's")
 def test_kept_memory_is_reused_without_faulting_it_in_again():
     system, keep = faults_per_round("system"), faults_per_round("keep")
-    # glibc gives the freed 40 MiB back and faults it in anew each round; kept, it is reused
-    assert system > 0.5 * PAGES_PER_ROUND
+    # glibc gives back all or part of the freed 40 MiB and faults it in anew each round (seen
+    # here: 22% or 100% of its pages, by where the heap lies); kept, it is reused (seen: 2%)
+    assert system > 0.1 * PAGES_PER_ROUND
     assert keep < 0.05 * PAGES_PER_ROUND
 
 
