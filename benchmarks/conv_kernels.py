@@ -30,7 +30,6 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_step import matmul_peak  # sibling scripts (benchmarks/ is not a package)
 from bench_train import reference_step
-from resnetlab.bench.timing import describe_machine, machine_info
+from resnetlab.bench.timing import describe_machine, machine_info, time_windows
 from resnetlab.bench.train import make_train_step
 
 PASSES = {  # oneDNN's prop_kind: what the table calls it
@@ -57,7 +56,7 @@ def problem_flop(desc: str) -> int:
     ``mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1`` (``g`` groups, ``d`` depth and
     ``w`` width where given; a missing width or depth takes the height's or 1): 2 x mb x ic/g x
     oc x od x oh x ow x kd x kh x kw."""
-    v = {k: int(n) for k, n in re.findall(r"([a-z]+)(\d+)", desc)}
+    v = problem_fields(desc)
     missing = sorted({"mb", "ic", "oc", "oh", "kh"} - set(v))
     if missing:
         raise ValueError(f"not a oneDNN convolution problem: {desc!r} (no {', '.join(missing)})")
@@ -66,9 +65,14 @@ def problem_flop(desc: str) -> int:
     return 2 * v["mb"] * (v["ic"] // v.get("g", 1)) * v["oc"] * out * kernel
 
 
+def problem_fields(desc: str) -> dict[str, int]:
+    """A problem descriptor's letters and numbers: ``{"mb": 128, "ic": 16, ...}``."""
+    return {k: int(n) for k, n in re.findall(r"([a-z]+)(\d+)", desc)}
+
+
 def layer_name(desc: str) -> str:
     """``16->32, 32x32 px, 3x3 stride 2`` for a problem descriptor."""
-    v = {k: int(n) for k, n in re.findall(r"([a-z]+)(\d+)", desc)}
+    v = problem_fields(desc)
     groups = f", {v['g']} groups" if v.get("g", 1) > 1 else ""
     return (
         f"{v['ic']}->{v['oc']}, {v['ih']}x{v.get('iw', v['ih'])} px, "
@@ -124,6 +128,7 @@ def by_layer(execs: list[dict], steps: int) -> list[dict]:
                 "layer": layer_name(problem),
                 "calls_per_step": r["calls"] / steps,
                 "ms_per_step": r["ms"] / steps,
+                "flop_per_step": flop / steps,
                 "gflop_per_s": flop / (r["ms"] / 1e3) / 1e9,
                 "implementations": sorted(r["implementations"]),
             }
@@ -137,7 +142,7 @@ def by_pass(layers: list[dict]) -> dict[str, dict[str, float]]:
     for r in layers:
         t = totals[r["pass"]]
         t["ms_per_step"] += r["ms_per_step"]
-        t["flop"] += r["gflop_per_s"] * 1e9 * r["ms_per_step"] / 1e3  # per step
+        t["flop"] += r["flop_per_step"]
     return {
         p: {
             "ms_per_step": t["ms_per_step"],
@@ -176,10 +181,8 @@ def verbose_steps(step: Callable[[], None], steps: int) -> list[dict]:
 
 
 def wall_ms(step: Callable[[], None], steps: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - t0) / steps * 1e3
+    """Wall milliseconds per call over ``steps`` calls."""
+    return time_windows(step, warmup=0, windows=1, iters=steps)[0] * 1e3
 
 
 def measure(args: argparse.Namespace) -> dict:
