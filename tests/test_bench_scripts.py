@@ -1,5 +1,6 @@
 """The scripts in benchmarks/ run in their --quick modes and print consistent Markdown reports."""
 
+import dataclasses
 import json
 
 import pytest
@@ -150,6 +151,16 @@ def test_the_zen4_recipes_are_the_commands_benchmarks_md_records():
     # an evaluation every sixth of the 12 epochs: 390 full batches of 128 in 50,000 images
     assert (four.batch_size, four.epochs, four.eval_every) == (128, 12, 6 * (50_000 // 128))
     assert (four.eval_tta, four.optim.lr) == ("flip", 0.4)
+    fast16 = resolve("fast-16px")
+    assert fast16 == resolve("fast", "data.train_sizes=[16, 24, 28, 32]", "eval_every=4686")
+    # `fast` but for its sizes and evaluations: batch 64 at lr 0.2, 12 epochs, flip TTA; an
+    # evaluation every sixth epoch of 781 full batches of 64
+    assert (fast16.batch_size, fast16.optim.lr, fast16.epochs) == (64, 0.2, 12)
+    assert (fast16.eval_every, fast16.eval_tta) == (6 * (50_000 // 64), "flip")
+    fast = resolve("fast")  # the preset differs in those two only
+    assert (fast.data.train_sizes, fast.eval_every) == ([24, 28, 32], 3 * (50_000 // 64))
+    sizes = dataclasses.replace(fast16.data, train_sizes=[24, 28, 32])
+    assert dataclasses.replace(fast16, data=sizes, eval_every=2343) == fast
 
 
 def test_the_avx2_recipes_are_the_commands_benchmarks_md_records():
