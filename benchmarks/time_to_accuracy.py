@@ -193,7 +193,8 @@ RECIPES = {
     # 84.30-84.64% with label smoothing 0.2, a 13th epoch at 16 pixels, or its 16/24/32 sizes):
     # `fast` itself (batch 64, whose seed 1 there scored 85.88% in 11.8 minutes) with its first
     # quarter at 16 pixels, 0.83 of its pixels per run, and one evaluation between (781 batches
-    # of 64 make an epoch; every sixth epoch) instead of three (BENCHMARKS.md).
+    # of 64 make an epoch; every sixth epoch) instead of three. There: 85.11, 85.51, 85.14% at
+    # 8.33-8.67 minutes in two runs of the three seeds (BENCHMARKS.md).
     "fast-16px": (
         "fast",
         [
