@@ -11,20 +11,19 @@ from resnetlab.train.host_memory import apply_host_memory, glibc_version
 
 # A step's pattern: many few-megabyte buffers written, then all freed at once, again and again.
 ROUNDS = """
-import resource, sys, torch
+import sys, torch
+from resnetlab.bench.timing import minor_faults
 from resnetlab.train.host_memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 def one_round():
     buffers = [torch.ones(4 << 20, dtype=torch.uint8) for _ in range(10)]  # 40 MiB, written
     del buffers
 one_round()
-before = faults()
+before = minor_faults()
 for _ in range(5):
     one_round()
-print((faults() - before) / 5)
+print((minor_faults() - before) / 5)
 """
 PAGES_PER_ROUND = 10 * (4 << 20) // 4096
 
