@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train import reference_step  # a sibling script (benchmarks/ is not a package)
 from resnetlab.analysis import summarize
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine, machine_info
 from resnetlab.bench.train import make_train_step
 from resnetlab.models import create_model
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(args, results, peaks))
     if args.json:
         payload = {"machine": machine_info(), "peaks": peaks, "rows": results}
-        args.json.write_text(json.dumps(payload, indent=1))
+        write_text(args.json, json.dumps(payload, indent=1))
     return 0
 
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine
 
 SETTINGS = ("system", "keep")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     s = summary(pairs)
     print(markdown(args, pairs, s))
     if args.json:
-        args.json.write_text(json.dumps({"pairs": pairs, "summary": s}, indent=1))
+        write_text(args.json, json.dumps({"pairs": pairs, "summary": s}, indent=1))
     return 0
 
 

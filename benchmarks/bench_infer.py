@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reference_infer  # a sibling script (benchmarks/ is not a package)
 import reference_train
+from resnetlab.atomic import write_text
 from resnetlab.bench.infer import (
     FP32_TOLERANCE,
     TOLERANCE,
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     print(markdown(args, rows, info))
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+        write_text(args.json, json.dumps({"machine": info, "rows": rows}, indent=1))
     return 1 if any(r["status"] == "mismatch" for r in rows) else 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine, machine_info
 from resnetlab.evaluation.data import eval_loader, load_eval_split
 from resnetlab.export.int8 import quantize_int8, top1_agreement
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args, run)
     print(markdown(args, result))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        write_text(args.json, json.dumps(result, indent=1))
     return 0 if result["agreement"] >= 0.99 else 1
 
 

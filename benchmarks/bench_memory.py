@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import current_rss_mib, describe_machine, machine_info, peak_rss_mib
 from resnetlab.bench.train import make_train_step
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     g = growth(samples, args.from_step)
     print(markdown(args, samples, g, precision))
     if args.json:
-        args.json.write_text(json.dumps({"samples": samples, "growth": g}, indent=1))
+        write_text(args.json, json.dumps({"samples": samples, "growth": g}, indent=1))
     return 0 if max(g["rss_growth_mib"], g["peak_growth_mib"]) <= args.tolerance_mib else 1
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reference_train  # a sibling script (benchmarks/ is not a package)
 from resnetlab.analysis import summarize
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import Stats, describe_machine, machine_info, peak_flops, time_windows
 from resnetlab.bench.train import make_train_step
 from resnetlab.models import create_model, get_spec
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(args, results, peak, info))
     if args.json:
         payload = {"machine": info, "peak_flop_per_s": peak, "rows": results}
-        args.json.write_text(json.dumps(payload, indent=1))
+        write_text(args.json, json.dumps(payload, indent=1))
     return 0
 
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_step import matmul_peak  # sibling scripts (benchmarks/ is not a package)
 from bench_train import reference_step
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine, machine_info, time_windows
 from resnetlab.bench.train import make_train_step
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     result = measure(args)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine_info(), **result}, indent=1))
+        write_text(args.json, json.dumps({"machine": machine_info(), **result}, indent=1))
     if not result["layers"]:
         print("no oneDNN convolution ran in these steps (another backend took them)")
         return 0

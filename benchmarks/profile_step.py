@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine, machine_info
 from resnetlab.bench.train import bench_config, endless
 from resnetlab.train.distributed import World
@@ -196,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: profile_setting(args, *SETTINGS[name]) for name in args.settings}
     print(markdown(args, results))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine_info(), "settings": results}, indent=1))
+        write_text(
+            args.json, json.dumps({"machine": machine_info(), "settings": results}, indent=1)
+        )
     return 0
 
 

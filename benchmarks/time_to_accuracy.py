@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from resnetlab.atomic import write_text
 from resnetlab.bench.timing import describe_machine, machine_info
 from resnetlab.evaluation.data import eval_loader, load_eval_split
 from resnetlab.models import build_model
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, r in results.items()
         }
         payload["script_wall_min"] = (time.perf_counter() - start) / 60
-        args.json.write_text(json.dumps(payload, indent=1))
+        write_text(args.json, json.dumps(payload, indent=1))
     return 0
 
 
